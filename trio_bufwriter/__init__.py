@@ -1,0 +1,31 @@
+"""trio_bufwriter: the buffered writer Trio never shipped.
+
+A synchronous ``write()``, an awaitable ``drain()`` for backpressure and an
+awaitable ``flush()`` barrier, in front of any :class:`trio.abc.SendStream`,
+with one background task that merges everything queued into one send.
+"""
+
+from ._open import open_buffered_stream, open_buffered_writer
+from ._state import WriterState, WriterStatistics
+from ._stream import BufferedStream
+from ._writer import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, BufferedWriter
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "DEFAULT_HIGH_WATER",
+    "DEFAULT_MAX_SEND_SIZE",
+    "BufferedStream",
+    "BufferedWriter",
+    "WriterState",
+    "WriterStatistics",
+    "open_buffered_stream",
+    "open_buffered_writer",
+]
+
+# Show the public names as ours in reprs and docs, as trio does.
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,107 @@
+"""Context managers that run a writer's sender task in a nursery of their own."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import NoReturn, TypeVar
+
+import trio
+
+from ._stream import BufferedStream
+from ._writer import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, BufferedWriter, _BufferedSendBase
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    # trio itself depends on the backport on these Pythons.
+    from exceptiongroup import BaseExceptionGroup
+
+_W = TypeVar("_W", bound=_BufferedSendBase)
+
+
+def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Re-raise the one exception inside *group* as itself, or the group."""
+    if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+        exc = group.exceptions[0]
+        # Raising it here would record the group as its __context__ (and show
+        # "during handling of ExceptionGroup" in tracebacks); keep its own.
+        context = exc.__context__
+        try:
+            raise exc
+        finally:
+            exc.__context__ = context
+            del exc, group
+    raise group
+
+
+@asynccontextmanager
+async def _running(writer: _W) -> AsyncIterator[_W]:
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            try:
+                yield writer
+            except BaseException:
+                # The block failed: do not make the error wait on a peer that
+                # may never read.  Close at once; the block's own exception
+                # is the one to report, so a close failure is not raised
+                # over it.
+                with suppress(trio.BrokenResourceError):
+                    await trio.aclose_forcefully(writer)
+                raise
+            await writer.aclose()
+    except BaseExceptionGroup as group:
+        _raise_single(group)
+
+
+def open_buffered_writer(
+    stream: trio.abc.SendStream,
+    *,
+    high_water: int = DEFAULT_HIGH_WATER,
+    low_water: int | None = None,
+    max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+) -> AbstractAsyncContextManager[BufferedWriter]:
+    """Wrap *stream* in a :class:`BufferedWriter` whose sender runs while the block does.
+
+    ::
+
+        async with open_buffered_writer(stream) as writer:
+            writer.write(b"hello")
+            await writer.drain()
+
+    The sender task runs in a nursery of this context manager's own.  On a
+    normal exit the writer is closed gracefully (:meth:`~BufferedWriter.aclose`:
+    flush, then close *stream*), which waits for the peer to take the bytes.
+    If the block raises, the writer is closed at once instead, discarding
+    what was not yet sent, and the block's exception propagates unchanged.
+
+    Errors come out as themselves, not wrapped in an :exc:`ExceptionGroup`:
+    ``except trio.BrokenResourceError:`` around the ``async with`` works.
+    Only several simultaneous errors come out as a group.
+
+    The arguments are :class:`BufferedWriter`'s, checked right away.
+    """
+    return _running(
+        BufferedWriter(
+            stream, high_water=high_water, low_water=low_water, max_send_size=max_send_size
+        )
+    )
+
+
+def open_buffered_stream(
+    stream: trio.abc.Stream,
+    *,
+    high_water: int = DEFAULT_HIGH_WATER,
+    low_water: int | None = None,
+    max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+) -> AbstractAsyncContextManager[BufferedStream]:
+    """Wrap a two-way *stream* in a :class:`BufferedStream` whose sender runs
+    while the block does.
+
+    The same as :func:`open_buffered_writer` in every other respect.
+    """
+    return _running(
+        BufferedStream(
+            stream, high_water=high_water, low_water=low_water, max_send_size=max_send_size
+        )
+    )

@@ -1,0 +1,52 @@
+"""The writer's lifecycle states and its statistics snapshot."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import final
+
+
+@final
+class WriterState(enum.IntEnum):
+    """Where a writer is in its life.
+
+    The states only ever move forward, in this order, except that
+    :attr:`BROKEN` can be entered from any state before :attr:`CLOSED`.
+    """
+
+    #: Accepting writes.
+    OPEN = 0
+    #: :meth:`~BufferedWriter.send_eof` was called: writes are refused, queued
+    #: bytes are still being sent, then the end-of-file is sent.
+    EOF_PENDING = 1
+    #: The end-of-file has been sent to the wrapped stream.
+    EOF_SENT = 2
+    #: :meth:`~BufferedWriter.aclose` is flushing the queued bytes.
+    CLOSING = 3
+    #: Closed: the wrapped stream has been (or is being) closed.
+    CLOSED = 4
+    #: The wrapped stream failed, or the sender task was cancelled; every
+    #: later call raises :exc:`trio.BrokenResourceError`.
+    BROKEN = 5
+
+
+@final
+@dataclass(frozen=True)
+class WriterStatistics:
+    """A snapshot of a writer's counters, from :meth:`BufferedWriter.statistics`."""
+
+    #: Bytes accepted by ``write()``/``writelines()``/``send_all()`` so far.
+    bytes_written: int
+    #: Bytes the wrapped stream's ``send_all`` has accepted so far.
+    bytes_sent: int
+    #: Calls to ``write()`` (each ``writelines()`` and ``send_all()`` counts once).
+    write_calls: int
+    #: Calls made to the wrapped stream's ``send_all``.
+    send_calls: int
+    #: The most bytes ever held at once (queued plus in flight).
+    peak_buffered: int
+    #: Bytes held now: written but not yet accepted by the wrapped stream.
+    buffered: int
+    #: The writer's state.
+    state: WriterState

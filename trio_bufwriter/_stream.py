@@ -1,0 +1,63 @@
+"""A two-way stream whose sending side goes through a buffered writer."""
+
+from __future__ import annotations
+
+from typing import final
+
+import trio
+
+from ._writer import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, _BufferedSendBase
+
+
+@final
+class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
+    """A :class:`trio.abc.Stream` wrapper: reads pass through, writes are buffered.
+
+    It has every method of :class:`BufferedWriter` (``write``, ``drain``,
+    ``flush``, ``corked``, ``run``...) and implements trio's stream
+    interface itself, so it can be handed to code that expects a plain trio
+    stream (an h11 loop, trio-websocket, an :class:`trio.SSLStream` on top):
+
+    * ``send_all`` = :meth:`~BufferedWriter.write` then wait as
+      :meth:`~BufferedWriter.drain` does;
+    * ``receive_some`` goes straight to the wrapped stream;
+    * ``send_eof`` flushes, then calls the wrapped stream's ``send_eof``; it
+      raises :exc:`TypeError` if the wrapped stream is not a
+      :class:`trio.abc.HalfCloseableStream` (an :class:`trio.SSLStream`, say);
+    * ``aclose`` flushes, then closes the wrapped stream.
+
+    The constructor takes the same keyword arguments as :class:`BufferedWriter`.
+    Usually made with :func:`open_buffered_stream`, which also runs the sender.
+    """
+
+    __slots__ = ("_transport",)
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        high_water: int = DEFAULT_HIGH_WATER,
+        low_water: int | None = None,
+        max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+    ) -> None:
+        if not isinstance(stream, trio.abc.Stream):
+            raise TypeError(
+                f"expected a trio.abc.Stream to wrap, not {type(stream).__name__!r} "
+                "(wrap a one-way SendStream with BufferedWriter)"
+            )
+        super().__init__(
+            stream,
+            high_water=high_water,
+            low_water=low_water,
+            max_send_size=max_send_size,
+        )
+        self._transport = stream
+
+    @property
+    def transport_stream(self) -> trio.abc.Stream:
+        """The wrapped stream."""
+        return self._transport
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """Receive from the wrapped stream: exactly its ``receive_some``."""
+        return await self._transport.receive_some(max_bytes)

@@ -1,0 +1,734 @@
+"""The buffered writer: a synchronous ``write()`` in front of one coalescing sender task.
+
+Everything the writer knows is kept as byte counters that only grow::
+
+    bytes written = sent + inflight + len(buffer) + lost
+
+``sent`` is what the wrapped stream's ``send_all`` has accepted, ``inflight``
+what the sender has taken out of the buffer and is sending now, ``lost`` what
+was still held when the writer broke or was closed.  ``flush()`` waits for
+``sent`` to reach the total written when it was called; ``drain()`` looks at
+``inflight + len(buffer)``.  Sequence numbers like these cannot miss a wakeup
+the way a boolean "flushed" event can: a waiter compares numbers when it wakes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, final
+
+import trio
+from trio.lowlevel import (
+    ParkingLot,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+)
+
+from ._conflict import ConflictDetector
+from ._state import WriterState, WriterStatistics
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+#: What ``write()`` accepts.  Any object with a C-contiguous buffer works at run
+#: time (``array.array``, ``mmap``...); these are the types trio itself names.
+BytesLike: TypeAlias = "bytes | bytearray | memoryview"
+
+DEFAULT_HIGH_WATER = 64 * 1024
+# 1 MiB sends keep loopback TCP at ~0.97x of its bulk limit on the reference
+# machine, 64 KiB sends only ~0.29x (see shared/ANCHORS.md).
+DEFAULT_MAX_SEND_SIZE = 1024 * 1024
+
+# Module-level aliases: the hot paths compare against these, and ``if
+# self._state:`` is the cheapest possible "is it still OPEN?" test because
+# OPEN is the only state whose value is 0.
+_OPEN = WriterState.OPEN
+_EOF_PENDING = WriterState.EOF_PENDING
+_EOF_SENT = WriterState.EOF_SENT
+_CLOSING = WriterState.CLOSING
+_CLOSED = WriterState.CLOSED
+_BROKEN = WriterState.BROKEN
+
+
+def _bad_data(data: object, what: str = "write()") -> TypeError:
+    if isinstance(data, memoryview) and not data.c_contiguous:
+        return TypeError(
+            f"{what} needs a C-contiguous buffer; got a non-contiguous "
+            "memoryview (copy it with .tobytes() first)"
+        )
+    if isinstance(data, str):
+        return TypeError(
+            f"{what} takes bytes-like objects, not str: encode the text first "
+            "(for example data.encode())"
+        )
+    return TypeError(
+        f"{what} takes a bytes-like object (bytes, bytearray, memoryview or "
+        f"another C-contiguous buffer), not {type(data).__name__!r}"
+    )
+
+
+_NO_ITEM = object()
+
+
+def _is_contiguous_buffer(obj: object) -> bool:
+    try:
+        with memoryview(obj) as view:  # type: ignore[arg-type]
+            return view.c_contiguous
+    except TypeError:
+        return False
+
+
+def _check_size(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+class _BufferedSendBase(trio.abc.SendStream):
+    """The writer's whole implementation, shared by :class:`BufferedWriter`
+    (one-way) and :class:`~trio_bufwriter.BufferedStream` (two-way)."""
+
+    __slots__ = (
+        "_buf",
+        "_corks",
+        "_drain_lot",
+        "_eof_event",
+        "_eof_sent",
+        "_error",
+        "_error_message",
+        "_error_reported",
+        "_flush_waiters",
+        "_high_water",
+        "_inflight",
+        "_lost",
+        "_low_water",
+        "_max_send_size",
+        "_peak",
+        "_send_calls",
+        "_send_conflict",
+        "_sender_lot",
+        "_sender_started",
+        "_sender_wants_data",
+        "_sent",
+        "_state",
+        "_stream",
+        "_write_calls",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.SendStream,
+        *,
+        high_water: int = DEFAULT_HIGH_WATER,
+        low_water: int | None = None,
+        max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+    ) -> None:
+        if not isinstance(stream, trio.abc.SendStream):
+            raise TypeError(
+                f"expected a trio.abc.SendStream to wrap, not {type(stream).__name__!r}"
+            )
+        self._stream = stream
+        self._buf = bytearray()
+        self._sent = 0
+        self._inflight = 0
+        self._lost = 0
+        self._write_calls = 0
+        self._send_calls = 0
+        self._peak = 0
+        self._state = _OPEN
+        self._error: BaseException | None = None
+        self._error_message = ""
+        self._error_reported = False
+        self._corks = 0
+        self._sender_started = False
+        # True only while the sender is parked with nothing to do and no cork:
+        # then, and only then, write() has to wake it.
+        self._sender_wants_data = False
+        self._sender_lot = ParkingLot()
+        self._drain_lot = ParkingLot()
+        # (target, event) in non-decreasing target order: flush() targets are
+        # the running total written, which only grows.
+        self._flush_waiters: deque[tuple[int, trio.Event]] = deque()
+        self._eof_event: trio.Event | None = None
+        self._eof_sent = False
+        self._send_conflict = ConflictDetector(
+            "another task is already using this writer's send_all, "
+            "wait_send_all_might_not_block or send_eof (use write() to send "
+            "from many tasks at once)"
+        )
+        self._max_send_size = _check_size("max_send_size", max_send_size, 1)
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_HIGH_WATER // 4
+        self.set_water_marks(high_water, low_water)
+
+    # ------------------------------------------------------------------
+    # Configuration and introspection
+
+    def set_water_marks(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the backpressure thresholds used by :meth:`drain`.
+
+        As in asyncio: with neither given, *high* is 64 KiB; with only *low*
+        given, *high* is ``4 * low``; with only *high* given, *low* is
+        ``high // 4``.  Tasks already waiting in :meth:`drain` are woken if the
+        buffer is already at or below the new low-water mark.
+
+        Raises:
+          TypeError: a mark is not an int.
+          ValueError: a mark is negative, or *low* is above *high*.
+        """
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        _check_size("high_water", high, 0)
+        _check_size("low_water", low, 0)
+        if low > high:
+            raise ValueError(f"low_water ({low}) must not be above high_water ({high})")
+        self._high_water = high
+        self._low_water = low
+        self._wake_drainers_if_low()
+
+    @property
+    def high_water(self) -> int:
+        """:meth:`drain` waits while more than this many bytes are buffered."""
+        return self._high_water
+
+    @property
+    def low_water(self) -> int:
+        """A waiting :meth:`drain` returns once the buffer is down to this many bytes."""
+        return self._low_water
+
+    @property
+    def max_send_size(self) -> int:
+        """The most bytes handed to the wrapped stream's ``send_all`` in one call."""
+        return self._max_send_size
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet accepted by the wrapped stream's ``send_all``
+        (queued, plus those being sent right now)."""
+        return len(self._buf) + self._inflight
+
+    @property
+    def need_drain(self) -> bool:
+        """Whether :meth:`drain` would wait now: more than :attr:`high_water` bytes
+        are buffered."""
+        return len(self._buf) + self._inflight > self._high_water
+
+    @property
+    def state(self) -> WriterState:
+        """The writer's :class:`WriterState`."""
+        return self._state
+
+    def statistics(self) -> WriterStatistics:
+        """Return a :class:`WriterStatistics` snapshot of this writer's counters."""
+        buffered = len(self._buf) + self._inflight
+        self._peak = max(self._peak, buffered)
+        return WriterStatistics(
+            bytes_written=self._sent + buffered + self._lost,
+            bytes_sent=self._sent,
+            write_calls=self._write_calls,
+            send_calls=self._send_calls,
+            peak_buffered=self._peak,
+            buffered=buffered,
+            state=self._state,
+        )
+
+    # ------------------------------------------------------------------
+    # Writing: synchronous, never blocks, never yields
+
+    def write(self, data: BytesLike) -> None:
+        """Queue *data* to be sent, and return at once.
+
+        Never blocks and never yields to the scheduler.  The bytes are copied,
+        so a mutable buffer can be reused as soon as this returns.  The bytes
+        of one call are sent contiguously: writes from any number of tasks
+        never interleave.  The background sender picks them up the next time
+        it runs, together with everything else queued by then.
+
+        This does not apply backpressure; call :meth:`drain` for that.
+
+        Raises:
+          TypeError: *data* is not a C-contiguous bytes-like object (``str``,
+              ``int``, ``None``, a non-contiguous ``memoryview``...).  Nothing
+              is queued.
+          trio.ClosedResourceError: after :meth:`aclose` or :meth:`send_eof`.
+          trio.BrokenResourceError: the wrapped stream failed earlier (or the
+              sender task was cancelled); the original error is its
+              ``__cause__``.  Raised by every call from then on.
+        """
+        if self._state:
+            self._raise_not_writable()
+        try:
+            self._buf += data
+        except TypeError:
+            raise _bad_data(data) from None
+        self._write_calls += 1
+        if self._sender_wants_data:
+            self._wake_sender()
+
+    def writelines(self, data: Iterable[BytesLike]) -> None:
+        """Queue every buffer of *data*, in order, as one atomic write.
+
+        The same as ``write(b"".join(data))`` without building the joined
+        copy.  It is all or nothing: if an item is not bytes-like (or the
+        iterable raises) nothing of this call is queued.
+
+        Raises:
+          The same as :meth:`write`, plus whatever iterating *data* raises.
+        """
+        if self._state:
+            self._raise_not_writable()
+        buf = self._buf
+        mark = len(buf)
+        item: object = _NO_ITEM
+        try:
+            for item in data:
+                buf += item
+        except BaseException:
+            # All or nothing: take back what this call already appended.
+            del buf[mark:]
+            if item is not _NO_ITEM and not _is_contiguous_buffer(item):
+                raise _bad_data(item, "writelines()") from None
+            raise
+        self._write_calls += 1
+        if self._sender_wants_data:
+            self._wake_sender()
+
+    @contextmanager
+    def corked(self) -> Iterator[None]:
+        """Hold back sending while inside this (synchronous) context manager.
+
+        While any cork is held the sender does not start a new send, so
+        everything written meanwhile goes out together, in one ``send_all``,
+        once the last cork is released.  Corks nest and count, and several
+        tasks may hold them at once.  A send already in progress is not
+        interrupted.
+
+        A cork only delays; it never makes a waiter wait forever:
+        :meth:`flush`, a :meth:`drain` that has to wait, :meth:`send_eof` and
+        :meth:`aclose` all send the buffered bytes even while corked.
+        """
+        self._corks += 1
+        try:
+            yield
+        finally:
+            self._corks -= 1
+            if not self._corks:
+                self._sender_lot.unpark_all()
+
+    # ------------------------------------------------------------------
+    # Waiting
+
+    async def drain(self) -> None:
+        """Apply backpressure: wait while the buffer is over the high-water mark.
+
+        If more than :attr:`high_water` bytes are buffered, wait until at most
+        :attr:`low_water` are; otherwise return at once.
+
+        It is always a cancellation point, but it only yields to the scheduler
+        when it waits: when the buffer is at or below high water it returns
+        without letting other tasks run (an already-cancelled caller gets
+        :exc:`trio.Cancelled`, though).  That is deliberate: a drain that
+        always yielded would run the sender after every message and defeat
+        coalescing.  So a task that loops ``write(); await drain()`` does not
+        by itself let the sender run until high water is passed; any other
+        checkpoint (a receive, a sleep, :meth:`flush`) does.
+
+        Any number of tasks may wait at once.  Cancelling a waiting drain
+        leaves the writer and its data untouched.
+
+        Raises:
+          trio.BrokenResourceError: the wrapped stream failed (now or before).
+          trio.ClosedResourceError: the writer is closed (or was closed while
+              waiting with bytes still unsent).
+        """
+        if self._state:
+            self._raise_if_finished()
+        if len(self._buf) + self._inflight > self._high_water:
+            await self._wait_for_low_water()
+        else:
+            await checkpoint_if_cancelled()
+
+    async def flush(self) -> None:
+        """Wait until every byte written before this call has been accepted by
+        the wrapped stream's ``send_all``.
+
+        A barrier, not a drain: it waits for all bytes written before the call
+        (even while corked, which it overrides), and not for bytes written
+        after it.  It is always a checkpoint.  Any number of tasks may wait at
+        once.  Cancelling it leaves the writer and its data untouched: the
+        bytes are still sent.
+
+        "Accepted by ``send_all``" means what the wrapped stream says it
+        means; for a socket, that the kernel has the bytes, not that the peer
+        received them.
+
+        Raises:
+          trio.BrokenResourceError: the wrapped stream failed before the bytes
+              were accepted (or before this call).
+          trio.ClosedResourceError: the writer is closed (or was forcefully
+              closed while waiting).
+        """
+        if self._state:
+            self._raise_if_finished()
+        await self._wait_sent(self._sent + self._inflight + len(self._buf))
+
+    # ------------------------------------------------------------------
+    # trio.abc.SendStream
+
+    async def send_all(self, data: BytesLike) -> None:
+        """:meth:`write` *data*, then wait as :meth:`drain` does.
+
+        This is what makes the writer a :class:`trio.abc.SendStream`.  Unlike
+        a raw stream's ``send_all`` it returns once the bytes are queued and
+        the buffer is not over high water, not once they are sent.  It is a
+        full checkpoint.  If cancelled before it queues the bytes nothing is
+        queued; if cancelled while waiting, the bytes are queued and will be
+        sent, and the writer stays usable (so, unlike a raw stream, a
+        cancelled ``send_all`` here does not doom the stream).
+
+        As trio's contract requires, only one task at a time may be in
+        ``send_all``, :meth:`wait_send_all_might_not_block` or
+        :meth:`send_eof`; use :meth:`write` to write from many tasks.
+
+        Raises:
+          trio.BusyResourceError: another task is in one of those methods.
+          The same as :meth:`write` and :meth:`drain`.
+        """
+        with self._send_conflict:
+            await checkpoint_if_cancelled()
+            self.write(data)
+            if len(self._buf) + self._inflight > self._high_water:
+                await self._wait_for_low_water()
+            else:
+                await cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait as :meth:`drain` does, but always as a full checkpoint.
+
+        Returns once the buffer is at or below high water (waiting for low
+        water if it was over), when a small ``send_all`` would not block.
+
+        Raises:
+          trio.BusyResourceError: another task is in ``send_all``, this method
+              or :meth:`send_eof`.
+          The same as :meth:`drain`.
+        """
+        with self._send_conflict:
+            await checkpoint_if_cancelled()
+            if self._state:
+                self._raise_if_finished()
+            if len(self._buf) + self._inflight > self._high_water:
+                await self._wait_for_low_water()
+            else:
+                await cancel_shielded_checkpoint()
+
+    async def send_eof(self) -> None:
+        """Send everything buffered, then half-close the wrapped stream.
+
+        From the moment it is called, :meth:`write` raises
+        :exc:`trio.ClosedResourceError`.  It waits until the queued bytes are
+        sent and the wrapped stream's ``send_eof()`` has returned (the sender
+        task calls it, so it never races a ``send_all``).  Calling it again
+        is a no-op checkpoint.  If it is cancelled while waiting, the bytes
+        and the end-of-file are still sent.
+
+        Raises:
+          TypeError: the wrapped stream is not a
+              :class:`trio.abc.HalfCloseableStream`.  Nothing changes.
+          trio.BusyResourceError: another task is in ``send_all``,
+              :meth:`wait_send_all_might_not_block` or ``send_eof``.
+          trio.ClosedResourceError: the writer is closed (or was closed before
+              the end-of-file went out).
+          trio.BrokenResourceError: the wrapped stream failed.
+        """
+        with self._send_conflict:
+            if not isinstance(self._stream, trio.abc.HalfCloseableStream):
+                raise TypeError(
+                    f"cannot send EOF: the wrapped {type(self._stream).__name__} is "
+                    "not a trio.abc.HalfCloseableStream (use aclose() instead)"
+                )
+            state = self._state
+            if state is _OPEN:
+                self._state = _EOF_PENDING
+                self._eof_event = trio.Event()
+                self._sender_lot.unpark_all()
+            elif state is not _EOF_PENDING and state is not _EOF_SENT:
+                self._raise_if_finished()
+                raise trio.ClosedResourceError("the writer is closing")
+            if self._eof_sent:
+                await checkpoint()
+                return
+            assert self._eof_event is not None
+            await self._eof_event.wait()
+            if not self._eof_sent:
+                self._raise_if_finished()
+
+    async def aclose(self) -> None:
+        """Send everything buffered, then close the wrapped stream.
+
+        From the moment it is called, :meth:`write` raises
+        :exc:`trio.ClosedResourceError`.  It waits until the buffered bytes
+        (corked or not) have been accepted by the wrapped stream, then closes
+        it.  Whatever happens, the wrapped stream is closed when this
+        returns or raises: if it is cancelled while flushing (as
+        :func:`trio.aclose_forcefully` does) the remaining bytes are discarded
+        and the wrapped stream is closed at once.  Calling it again is a
+        checkpoint and does nothing.  The sender task then returns.
+
+        Data is never dropped silently: if bytes were left unsent because the
+        wrapped stream failed, ``aclose()`` raises, unless that failure was
+        already raised to a caller by another method.
+
+        Raises:
+          trio.BrokenResourceError: the wrapped stream failed with bytes
+              still unsent, and no call had reported it yet.
+          trio.Cancelled: cancelled while flushing (the stream is closed
+              all the same; the unsent bytes are discarded).
+        """
+        state = self._state
+        if state is _CLOSED:
+            await checkpoint()
+            return
+        unreported = False
+        try:
+            if state is not _BROKEN:
+                if state is not _CLOSING:
+                    self._state = _CLOSING
+                    self._sender_lot.unpark_all()
+                await self._wait_sent(self._sent + self._inflight + len(self._buf))
+        finally:
+            if self._state is _BROKEN:
+                unreported = not self._error_reported and self._lost > 0
+            if self._state is not _CLOSED:
+                self._finish(_CLOSED)
+            await self._stream.aclose()
+        if unreported:
+            self._raise_if_finished(broken_only=True)
+
+    # ------------------------------------------------------------------
+    # The sender task
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the background sender task; returns once the writer is closed.
+
+        Start it in a nursery that outlives your use of the writer::
+
+            writer = BufferedWriter(stream)
+            await nursery.start(writer.run)
+
+        (:func:`open_buffered_writer` does this for you.)  It may only be
+        run once.  It sends whatever is queued, merging everything written
+        since its last send into one ``send_all`` (split at
+        :attr:`max_send_size`), with no timer delay.
+
+        It returns when the writer is closed, after ``send_eof``, or when the
+        wrapped stream fails: a failure does not escape into your nursery,
+        it is raised by the writer's methods instead.  If it is cancelled
+        (say, your nursery is), the writer becomes broken: ``write()`` and
+        the waiters raise :exc:`trio.BrokenResourceError` from then on, and a
+        ``send_all`` it was in the middle of may have sent any part of its
+        bytes.
+
+        Raises:
+          RuntimeError: it was already started once.
+        """
+        if self._sender_started:
+            raise RuntimeError("this writer's sender task was already started")
+        self._sender_started = True
+        task_status.started()
+        try:
+            await self._send_loop()
+        except BaseException as exc:
+            # Errors from the wrapped stream are handled inside the loop; this
+            # is Cancelled or KeyboardInterrupt, and we do not keep those.
+            if self._state < _CLOSED:
+                what = "cancelled" if isinstance(exc, trio.Cancelled) else "interrupted"
+                message = f"the writer's sender task was {what}"
+                if self._inflight:
+                    message += (
+                        f" in the middle of a send: an unknown part of its "
+                        f"{self._inflight} bytes reached the stream"
+                    )
+                self._finish(_BROKEN, None, message)
+            raise
+
+    async def _send_loop(self) -> None:
+        stream = self._stream
+        while True:
+            state = self._state
+            if self._buf and (not self._corks or state or self._flush_waiters or self._drain_lot):
+                if not await self._send_buffer(stream):
+                    return
+            elif state is _OPEN or state is _CLOSING:
+                self._sender_wants_data = not self._corks
+                try:
+                    await self._sender_lot.park()
+                finally:
+                    self._sender_wants_data = False
+            elif state is _EOF_PENDING:
+                assert isinstance(stream, trio.abc.HalfCloseableStream)
+                try:
+                    await stream.send_eof()
+                except Exception as exc:
+                    if self._state < _CLOSED:
+                        self._finish(_BROKEN, exc, "the wrapped stream's send_eof failed")
+                    return
+                if self._state is _EOF_PENDING:
+                    self._state = _EOF_SENT
+                self._eof_sent = True
+                assert self._eof_event is not None
+                self._eof_event.set()
+                return
+            else:  # EOF_SENT, CLOSED, BROKEN: nothing more will ever be sent
+                return
+
+    async def _send_buffer(self, stream: trio.abc.SendStream) -> bool:
+        """Send everything queued; return False if the writer finished meanwhile."""
+        # Swap rather than copy: the writers start filling a fresh buffer
+        # while this one is sent.
+        data = self._buf
+        self._buf = bytearray()
+        size = len(data)
+        self._inflight = size
+        max_send = self._max_send_size
+        try:
+            if size <= max_send:
+                self._send_calls += 1
+                await stream.send_all(data)
+                return self._sent_some(size)
+            with memoryview(data) as view:
+                for start in range(0, size, max_send):
+                    with view[start : start + max_send] as chunk:
+                        self._send_calls += 1
+                        await stream.send_all(chunk)
+                        if not self._sent_some(len(chunk)):
+                            return False
+            return True
+        except Exception as exc:
+            # trio #889: a failed send_all sent an unknown amount; never retry.
+            if self._state < _CLOSED:
+                self._finish(_BROKEN, exc, "the wrapped stream's send_all failed")
+            return False
+
+    def _sent_some(self, size: int) -> bool:
+        if self._state >= _CLOSED:
+            # Closed (or broken) while that send was in flight: the counters
+            # were settled by _finish, and nothing more is to be sent.
+            return False
+        buffered = len(self._buf) + self._inflight
+        if buffered > self._peak:
+            self._peak = buffered
+        self._sent += size
+        self._inflight -= size
+        waiters = self._flush_waiters
+        if waiters:
+            sent = self._sent
+            while waiters and waiters[0][0] <= sent:
+                waiters.popleft()[1].set()
+        self._wake_drainers_if_low()
+        return True
+
+    # ------------------------------------------------------------------
+    # Internals
+
+    def _wake_sender(self) -> None:
+        self._sender_wants_data = False
+        self._sender_lot.unpark_all()
+
+    def _wake_drainers_if_low(self) -> None:
+        if self._drain_lot and len(self._buf) + self._inflight <= self._low_water:
+            self._drain_lot.unpark_all()
+
+    async def _wait_for_low_water(self) -> None:
+        # The sender must not sit on a corked buffer while we wait for it.
+        self._sender_lot.unpark_all()
+        await self._drain_lot.park()
+        # Woken either at low water or because the writer finished.
+        if self._state >= _CLOSED:
+            self._raise_if_finished()
+
+    async def _wait_sent(self, target: int) -> None:
+        if self._sent >= target:
+            await checkpoint()
+            return
+        waiters = self._flush_waiters
+        if waiters and waiters[-1][0] == target:
+            event = waiters[-1][1]
+        else:
+            event = trio.Event()
+            waiters.append((target, event))
+        self._sender_lot.unpark_all()
+        await event.wait()
+        if self._sent < target:
+            # Only _finish sets an event early.
+            self._raise_if_finished()
+
+    def _finish(
+        self, state: WriterState, cause: BaseException | None = None, message: str = ""
+    ) -> None:
+        """Enter CLOSED or BROKEN: discard what can no longer be sent, wake everyone."""
+        if state is _BROKEN:
+            self._error = cause
+            self._error_message = message
+        self._state = state
+        self._peak = max(self._peak, len(self._buf) + self._inflight)
+        self._lost += len(self._buf) + self._inflight
+        self._inflight = 0
+        self._buf = bytearray()
+        waiters = self._flush_waiters
+        while waiters:
+            waiters.popleft()[1].set()
+        if self._eof_event is not None:
+            self._eof_event.set()
+        self._drain_lot.unpark_all()
+        self._sender_lot.unpark_all()
+
+    def _raise_not_writable(self) -> None:
+        self._raise_if_finished()
+        raise trio.ClosedResourceError(
+            "the writer is closing" if self._state is _CLOSING else "the writer has sent EOF"
+        )
+
+    def _raise_if_finished(self, *, broken_only: bool = False) -> None:
+        """Raise the error for a CLOSED or BROKEN writer; return otherwise."""
+        if self._state is _BROKEN:
+            self._error_reported = True
+            raise trio.BrokenResourceError(self._error_message) from self._error
+        if self._state is _CLOSED and not broken_only:
+            raise trio.ClosedResourceError("the writer is closed")
+
+
+@final
+class BufferedWriter(_BufferedSendBase):
+    """A :class:`trio.abc.SendStream` wrapper with a synchronous :meth:`write`.
+
+    Bytes written are appended to a buffer; one background sender task (see
+    :meth:`run`) sends everything queued since its last send in a single
+    ``send_all`` on the wrapped stream.  :meth:`drain` applies backpressure,
+    :meth:`flush` is a barrier, :meth:`aclose` flushes then closes.
+
+    Args:
+      stream: the :class:`trio.abc.SendStream` to write to.  The writer owns
+          it from now on: closing the writer closes it, and nothing else
+          should send on it.
+      high_water: :meth:`drain` waits while more than this many bytes are
+          buffered (default 64 KiB).
+      low_water: ... until at most this many are (default ``high_water // 4``).
+      max_send_size: the most bytes passed to one ``send_all`` (default 1 MiB).
+
+    Usually made with :func:`open_buffered_writer`, which also runs the sender.
+    """
+
+    __slots__ = ()
+
+    @property
+    def transport_stream(self) -> trio.abc.SendStream:
+        """The wrapped stream."""
+        return self._stream
