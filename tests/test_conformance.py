@@ -30,7 +30,8 @@ async def _clogged(nursery: trio.Nursery, pair: Pair) -> tuple[BufferedStream, B
     a.write(b"-")
     b.write(b"-")
     await trio.testing.wait_all_tasks_blocked()
-    assert a.need_drain and b.need_drain
+    assert a.need_drain
+    assert b.need_drain
     return a, b
 
 

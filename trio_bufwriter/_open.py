@@ -10,7 +10,7 @@ from typing import NoReturn, TypeVar
 import trio
 
 from ._stream import BufferedStream
-from ._writer import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, BufferedWriter, _BufferedSendBase
+from ._writer import DEFAULT_MAX_SEND_SIZE, BufferedWriter, _BufferedSendBase
 
 if sys.version_info < (3, 11):  # pragma: no cover
     # trio itself depends on the backport on these Pythons.
@@ -20,8 +20,12 @@ _W = TypeVar("_W", bound=_BufferedSendBase)
 
 
 def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
-    """Re-raise the one exception inside *group* as itself, or the group."""
-    if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+    """Re-raise the one exception inside the nursery's *group* as itself, or the group.
+
+    The nursery wraps even a single error; the user asked for none of that
+    wrapping.  A group the block raised itself comes out as that group.
+    """
+    if len(group.exceptions) == 1:
         exc = group.exceptions[0]
         # Raising it here would record the group as its __context__ (and show
         # "during handling of ExceptionGroup" in tracebacks); keep its own.
@@ -57,7 +61,7 @@ async def _running(writer: _W) -> AsyncIterator[_W]:
 def open_buffered_writer(
     stream: trio.abc.SendStream,
     *,
-    high_water: int = DEFAULT_HIGH_WATER,
+    high_water: int | None = None,
     low_water: int | None = None,
     max_send_size: int = DEFAULT_MAX_SEND_SIZE,
 ) -> AbstractAsyncContextManager[BufferedWriter]:
@@ -91,7 +95,7 @@ def open_buffered_writer(
 def open_buffered_stream(
     stream: trio.abc.Stream,
     *,
-    high_water: int = DEFAULT_HIGH_WATER,
+    high_water: int | None = None,
     low_water: int | None = None,
     max_send_size: int = DEFAULT_MAX_SEND_SIZE,
 ) -> AbstractAsyncContextManager[BufferedStream]:

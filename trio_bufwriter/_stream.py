@@ -6,7 +6,7 @@ from typing import final
 
 import trio
 
-from ._writer import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, _BufferedSendBase
+from ._writer import DEFAULT_MAX_SEND_SIZE, _BufferedSendBase
 
 
 @final
@@ -36,7 +36,7 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
         self,
         stream: trio.abc.Stream,
         *,
-        high_water: int = DEFAULT_HIGH_WATER,
+        high_water: int | None = None,
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
     ) -> None:

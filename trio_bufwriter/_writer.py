@@ -124,7 +124,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         self,
         stream: trio.abc.SendStream,
         *,
-        high_water: int = DEFAULT_HIGH_WATER,
+        high_water: int | None = None,
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
     ) -> None:
@@ -181,12 +181,14 @@ class _BufferedSendBase(trio.abc.SendStream):
           TypeError: a mark is not an int.
           ValueError: a mark is negative, or *low* is above *high*.
         """
+        if high is not None:
+            _check_size("high_water", high, 0)
+        if low is not None:
+            _check_size("low_water", low, 0)
         if high is None:
             high = DEFAULT_HIGH_WATER if low is None else 4 * low
         if low is None:
             low = high // 4
-        _check_size("high_water", high, 0)
-        _check_size("low_water", low, 0)
         if low > high:
             raise ValueError(f"low_water ({low}) must not be above high_water ({high})")
         self._high_water = high
@@ -496,7 +498,6 @@ class _BufferedSendBase(trio.abc.SendStream):
         if state is _CLOSED:
             await checkpoint()
             return
-        unreported = False
         try:
             if state is not _BROKEN:
                 if state is not _CLOSING:
@@ -504,13 +505,16 @@ class _BufferedSendBase(trio.abc.SendStream):
                     self._sender_lot.unpark_all()
                 await self._wait_sent(self._sent + self._inflight + len(self._buf))
         finally:
-            if self._state is _BROKEN:
-                unreported = not self._error_reported and self._lost > 0
+            # Decide before _finish turns BROKEN into CLOSED.
+            unreported = self._state is _BROKEN and not self._error_reported and self._lost > 0
             if self._state is not _CLOSED:
                 self._finish(_CLOSED)
             await self._stream.aclose()
         if unreported:
-            self._raise_if_finished(broken_only=True)
+            self._error_reported = True
+            raise trio.BrokenResourceError(
+                f"{self._error_message}; {self._lost} written bytes were not sent"
+            ) from self._error
 
     # ------------------------------------------------------------------
     # The sender task
@@ -719,7 +723,7 @@ class BufferedWriter(_BufferedSendBase):
           it from now on: closing the writer closes it, and nothing else
           should send on it.
       high_water: :meth:`drain` waits while more than this many bytes are
-          buffered (default 64 KiB).
+          buffered (default 64 KiB, or ``4 * low_water`` if only that is given).
       low_water: ... until at most this many are (default ``high_water // 4``).
       max_send_size: the most bytes passed to one ``send_all`` (default 1 MiB).
 

@@ -1,0 +1,50 @@
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s demo``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite with branch coverage (pass extra pytest args after --)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "--cov=trio_bufwriter",
+        "--cov-branch",
+        "--cov-report=term-missing",
+        *session.posargs,
+    )
+
+
+@nox.session
+def thorough(session: nox.Session) -> None:
+    """The test suite with many more hypothesis examples."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "thorough"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test]")
+    session.run("mypy", "--strict", "trio_bufwriter")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The loopback demo (pass demo options after --)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_bufwriter", "demo", *session.posargs)
