@@ -27,6 +27,7 @@ from trio.lowlevel import (
     checkpoint_if_cancelled,
 )
 
+from ._cancel import RUN_CONTEXT
 from ._conflict import ConflictDetector
 from ._state import WriterState, WriterStatistics
 
@@ -354,7 +355,10 @@ class _BufferedSendBase(trio.abc.SendStream):
             self._raise_if_finished()
         if len(self._buf) + self._inflight > self._high_water:
             await self._wait_for_low_water()
-        else:
+        elif RUN_CONTEXT is not None:
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                await checkpoint()  # raises Cancelled
+        else:  # pragma: no cover - only on a trio whose internals moved
             await checkpoint_if_cancelled()
 
     async def flush(self) -> None:
