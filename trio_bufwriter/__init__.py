@@ -8,13 +8,19 @@ with one background task that merges everything queued into one send.
 from ._open import open_buffered_stream, open_buffered_writer
 from ._state import WriterState, WriterStatistics
 from ._stream import BufferedStream
-from ._writer import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, BufferedWriter
+from ._writer import (
+    DEFAULT_HIGH_WATER,
+    DEFAULT_MAX_SEND_SIZE,
+    DEFAULT_NOTSENT_LOWAT,
+    BufferedWriter,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DEFAULT_HIGH_WATER",
     "DEFAULT_MAX_SEND_SIZE",
+    "DEFAULT_NOTSENT_LOWAT",
     "BufferedStream",
     "BufferedWriter",
     "WriterState",

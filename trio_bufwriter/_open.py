@@ -10,7 +10,7 @@ from typing import NoReturn, TypeVar
 import trio
 
 from ._stream import BufferedStream
-from ._writer import DEFAULT_MAX_SEND_SIZE, BufferedWriter, _BufferedSendBase
+from ._writer import DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT, BufferedWriter, _BufferedSendBase
 
 if sys.version_info < (3, 11):  # pragma: no cover
     # trio itself depends on the backport on these Pythons.
@@ -64,6 +64,7 @@ def open_buffered_writer(
     high_water: int | None = None,
     low_water: int | None = None,
     max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+    notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
 ) -> AbstractAsyncContextManager[BufferedWriter]:
     """Wrap *stream* in a :class:`BufferedWriter` whose sender runs while the block does.
 
@@ -87,7 +88,11 @@ def open_buffered_writer(
     """
     return _running(
         BufferedWriter(
-            stream, high_water=high_water, low_water=low_water, max_send_size=max_send_size
+            stream,
+            high_water=high_water,
+            low_water=low_water,
+            max_send_size=max_send_size,
+            notsent_lowat=notsent_lowat,
         )
     )
 
@@ -98,6 +103,7 @@ def open_buffered_stream(
     high_water: int | None = None,
     low_water: int | None = None,
     max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+    notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
 ) -> AbstractAsyncContextManager[BufferedStream]:
     """Wrap a two-way *stream* in a :class:`BufferedStream` whose sender runs
     while the block does.
@@ -106,6 +112,10 @@ def open_buffered_stream(
     """
     return _running(
         BufferedStream(
-            stream, high_water=high_water, low_water=low_water, max_send_size=max_send_size
+            stream,
+            high_water=high_water,
+            low_water=low_water,
+            max_send_size=max_send_size,
+            notsent_lowat=notsent_lowat,
         )
     )

@@ -6,7 +6,7 @@ from typing import final
 
 import trio
 
-from ._writer import DEFAULT_MAX_SEND_SIZE, _BufferedSendBase
+from ._writer import DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT, _BufferedSendBase
 
 
 @final
@@ -39,6 +39,7 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
         high_water: int | None = None,
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+        notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
     ) -> None:
         if not isinstance(stream, trio.abc.Stream):
             raise TypeError(
@@ -50,6 +51,7 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
             high_water=high_water,
             low_water=low_water,
             max_send_size=max_send_size,
+            notsent_lowat=notsent_lowat,
         )
         self._transport = stream
 
@@ -60,4 +62,7 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """Receive from the wrapped stream: exactly its ``receive_some``."""
+        # A read ends a turn of a request/response exchange: the next write
+        # may go straight to the socket again (see BufferedWriter).
+        self._direct_used = False
         return await self._transport.receive_some(max_bytes)

@@ -29,6 +29,7 @@ from trio.lowlevel import (
 
 from ._cancel import RUN_CONTEXT
 from ._conflict import ConflictDetector
+from ._socket import direct_sender, set_notsent_lowat
 from ._state import WriterState, WriterStatistics
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ DEFAULT_HIGH_WATER = 64 * 1024
 # 1 MiB sends keep loopback TCP at ~0.97x of its bulk limit on the reference
 # machine, 64 KiB sends only ~0.29x (see shared/ANCHORS.md).
 DEFAULT_MAX_SEND_SIZE = 1024 * 1024
+# See _socket.py: enough unsent bytes in the kernel to cover one refill.
+DEFAULT_NOTSENT_LOWAT = DEFAULT_MAX_SEND_SIZE
 
 # Module-level aliases: the hot paths compare against these, and ``if
 # self._state:`` is the cheapest possible "is it still OPEN?" test because
@@ -97,6 +100,7 @@ class _BufferedSendBase(trio.abc.SendStream):
     __slots__ = (
         "_buf",
         "_corks",
+        "_direct_used",
         "_drain_lot",
         "_eof_event",
         "_eof_sent",
@@ -112,6 +116,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_peak",
         "_send_calls",
         "_send_conflict",
+        "_send_now",
         "_sender_lot",
         "_sender_started",
         "_sender_wants_data",
@@ -128,11 +133,14 @@ class _BufferedSendBase(trio.abc.SendStream):
         high_water: int | None = None,
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
+        notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
     ) -> None:
         if not isinstance(stream, trio.abc.SendStream):
             raise TypeError(
                 f"expected a trio.abc.SendStream to wrap, not {type(stream).__name__!r}"
             )
+        if notsent_lowat is not None:
+            _check_size("notsent_lowat", notsent_lowat, 0)
         self._stream = stream
         self._buf = bytearray()
         self._sent = 0
@@ -150,6 +158,9 @@ class _BufferedSendBase(trio.abc.SendStream):
         # True only while the sender is parked with nothing to do and no cork:
         # then, and only then, write() has to wake it.
         self._sender_wants_data = False
+        # Whether the one direct send allowed per idle spell was used (see
+        # _write_when_idle); reset when the sender parks or the stream reads.
+        self._direct_used = False
         self._sender_lot = ParkingLot()
         self._drain_lot = ParkingLot()
         # (target, event) in non-decreasing target order: flush() targets are
@@ -166,6 +177,8 @@ class _BufferedSendBase(trio.abc.SendStream):
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
         self.set_water_marks(high_water, low_water)
+        self._send_now = direct_sender(stream)
+        set_notsent_lowat(stream, notsent_lowat)
 
     # ------------------------------------------------------------------
     # Configuration and introspection
@@ -267,12 +280,44 @@ class _BufferedSendBase(trio.abc.SendStream):
         """
         if self._state:
             self._raise_not_writable()
+        if self._sender_wants_data:
+            self._write_when_idle(data)
+            return
         try:
             self._buf += data
         except TypeError:
             raise _bad_data(data) from None
         self._write_calls += 1
-        if self._sender_wants_data:
+
+    def _write_when_idle(self, data: BytesLike) -> None:
+        # The sender is parked with nothing queued or in flight.
+        buf = self._buf
+        try:
+            buf += data
+        except TypeError:
+            raise _bad_data(data) from None
+        self._write_calls += 1
+        send_now = self._send_now
+        if send_now is None or self._direct_used:
+            self._wake_sender()
+            return
+        # One direct send per idle spell: the next write finds
+        # _direct_used set and queues for the sender, so a burst of writes
+        # still coalesces, while a lone write (a reply, a ping) skips the
+        # trip through the scheduler and does not wake the sender at all.
+        self._direct_used = True
+        try:
+            sent = send_now(buf)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._finish(_BROKEN, exc, "the wrapped stream's send_all failed")
+            self._error_reported = True
+            raise trio.BrokenResourceError(self._error_message) from exc
+        if sent:
+            self._send_calls += 1
+            self._peak = max(self._peak, len(buf))
+            self._sent += sent
+            del buf[:sent]
+        if buf:
             self._wake_sender()
 
     def writelines(self, data: Iterable[BytesLike]) -> None:
@@ -576,6 +621,7 @@ class _BufferedSendBase(trio.abc.SendStream):
                     return
             elif state is _OPEN or state is _CLOSING:
                 self._sender_wants_data = not self._corks
+                self._direct_used = False
                 try:
                     await self._sender_lot.park()
                 finally:
@@ -730,6 +776,16 @@ class BufferedWriter(_BufferedSendBase):
           buffered (default 64 KiB, or ``4 * low_water`` if only that is given).
       low_water: ... until at most this many are (default ``high_water // 4``).
       max_send_size: the most bytes passed to one ``send_all`` (default 1 MiB).
+      notsent_lowat: if *stream* is a :class:`trio.SocketStream`, set its
+          ``TCP_NOTSENT_LOWAT`` socket option to this (default 1 MiB, the
+          size of one maximum send, instead of trio's 16 KiB, which costs
+          bulk transfers about half their throughput); None leaves the
+          socket's setting alone.  Other streams are not touched.
+
+    When *stream* is a :class:`trio.SocketStream`, a ``write()`` to an idle
+    writer (sender parked, nothing queued) also tries one non-blocking send
+    on the socket at once, as asyncio does, to save the trip through the
+    scheduler; later writes in the same tick are queued and coalesced.
 
     Usually made with :func:`open_buffered_writer`, which also runs the sender.
     """

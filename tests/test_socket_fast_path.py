@@ -1,0 +1,154 @@
+"""What the writer does differently over a trio.SocketStream (see _socket.py)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from writer_testing import running, settle
+
+from trio_bufwriter import DEFAULT_NOTSENT_LOWAT, BufferedStream, BufferedWriter, WriterState
+
+NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+
+
+@asynccontextmanager
+async def tcp_pair() -> AsyncIterator[tuple[trio.SocketStream, trio.SocketStream]]:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    try:
+        port = listeners[0].socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listeners[0].accept()
+    finally:
+        for listener in listeners:
+            await listener.aclose()
+    assert isinstance(server, trio.SocketStream)
+    async with client, server:
+        yield client, server
+
+
+async def receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:
+    got = bytearray()
+    while len(got) < size:
+        chunk = await stream.receive_some(size - len(got))
+        assert chunk
+        got += chunk
+    return bytes(got)
+
+
+async def test_a_lone_write_to_an_idle_writer_reaches_the_socket_before_write_returns() -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client)
+            async with running(writer):
+                await settle()  # the sender is parked, waiting for data
+                writer.write(b"ping")
+                # Sent synchronously: no task has run since.
+                assert writer.statistics().bytes_sent == 4
+                assert writer.buffered == 0
+                assert await receive_exactly(server, 4) == b"ping"
+
+
+async def test_only_the_first_write_of_a_burst_goes_direct_the_rest_coalesce() -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client)
+            async with running(writer):
+                await settle()
+                for i in range(100):
+                    writer.write(b"%03d" % i)
+                stats = writer.statistics()
+                assert stats.bytes_sent == 3  # the first write
+                assert stats.buffered == 297  # queued for the sender
+                await writer.flush()
+                assert writer.statistics().send_calls == 2  # direct + one coalesced send
+                expected = b"".join(b"%03d" % i for i in range(100))
+                assert await receive_exactly(server, 300) == expected
+
+
+async def test_a_read_on_a_buffered_stream_lets_the_next_reply_go_direct() -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            stream = BufferedStream(client)
+            async with running(stream):
+                await settle()
+                for turn in range(3):
+                    stream.write(b"req%d" % turn)
+                    assert stream.buffered == 0  # went straight out
+                    assert await receive_exactly(server, 4) == b"req%d" % turn
+                    await server.send_all(b"ok")
+                    assert await receive_exactly(stream, 2) == b"ok"
+                assert stream.statistics().send_calls == 3
+
+
+async def test_a_direct_send_on_a_reset_connection_breaks_the_writer_with_the_cause() -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client)
+            async with running(writer):
+                await settle()
+                server.socket.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                await server.aclose()
+
+                async def keep_writing() -> None:
+                    # Between writes the RST arrives and the sender parks
+                    # again, so the failing send may be a direct one.
+                    for _ in range(1000):
+                        writer.write(b"x" * 1024)
+                        await writer.flush()
+                        await settle()
+
+                with pytest.raises(trio.BrokenResourceError) as info:
+                    await keep_writing()
+                cause = info.value.__cause__
+                assert isinstance(cause, trio.BrokenResourceError)
+                assert isinstance(cause.__cause__, OSError)
+                assert writer.state is WriterState.BROKEN
+                with pytest.raises(trio.BrokenResourceError):
+                    writer.write(b"more")
+
+
+async def test_a_socket_closed_behind_the_writers_back_is_never_written_to() -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, _server):
+            writer = BufferedWriter(client)
+            async with running(writer):
+                await settle()
+                client.socket.close()  # not through the writer: its fd is gone
+                with pytest.raises(trio.BrokenResourceError) as info:
+                    writer.write(b"x")
+                assert isinstance(info.value.__cause__, trio.ClosedResourceError)
+                assert writer.statistics().bytes_sent == 0
+
+
+@pytest.mark.skipif(NOTSENT_LOWAT is None, reason="no TCP_NOTSENT_LOWAT here")
+async def test_notsent_lowat_is_raised_to_one_maximum_send_by_default() -> None:
+    assert NOTSENT_LOWAT is not None
+    async with tcp_pair() as (client, _server):
+        assert client.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == 2**14  # trio's
+        BufferedWriter(client)
+        assert client.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == DEFAULT_NOTSENT_LOWAT
+
+
+@pytest.mark.skipif(NOTSENT_LOWAT is None, reason="no TCP_NOTSENT_LOWAT here")
+async def test_notsent_lowat_none_leaves_the_socket_alone_and_an_int_sets_it() -> None:
+    assert NOTSENT_LOWAT is not None
+    async with tcp_pair() as (client, server):
+        BufferedWriter(client, notsent_lowat=None)
+        assert client.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == 2**14
+        BufferedStream(server, notsent_lowat=256 * 1024)
+        assert server.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == 256 * 1024
+
+
+def test_notsent_lowat_is_validated() -> None:
+    stream = trio.testing.MemorySendStream()
+    with pytest.raises(ValueError, match="notsent_lowat"):
+        BufferedWriter(stream, notsent_lowat=-1)
+    with pytest.raises(TypeError, match="notsent_lowat"):
+        BufferedWriter(stream, notsent_lowat=1.5)  # type: ignore[arg-type]
