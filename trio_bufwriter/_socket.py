@@ -34,7 +34,7 @@ _CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
 #: ``send_now(data) -> bytes taken`` (0 if the socket would block).  Raises
 #: what the stream's ``send_all`` would: :exc:`trio.BrokenResourceError`
 #: chained to the :exc:`OSError`, or :exc:`trio.ClosedResourceError`.
-SendNow = Callable[[bytearray], int]
+SendNow = Callable[[memoryview], int]
 
 
 def direct_sender(stream: trio.abc.SendStream) -> SendNow | None:
@@ -50,7 +50,7 @@ def direct_sender(stream: trio.abc.SendStream) -> SendNow | None:
         return None
     sock = stream.socket
 
-    def send_now(data: bytearray) -> int:
+    def send_now(data: memoryview) -> int:
         fd = sock.fileno()
         if fd < 0:
             raise trio.ClosedResourceError("the wrapped socket was already closed")
