@@ -29,7 +29,7 @@ from trio.lowlevel import (
 
 from ._cancel import RUN_CONTEXT
 from ._conflict import ConflictDetector
-from ._socket import direct_sender, set_notsent_lowat
+from ._socket import set_notsent_lowat, socket_sink
 from ._state import WriterState, WriterStatistics
 
 if TYPE_CHECKING:
@@ -121,11 +121,11 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_segments",
         "_send_calls",
         "_send_conflict",
-        "_send_now",
         "_sender_lot",
         "_sender_started",
         "_sender_wants_data",
         "_sent",
+        "_sink",
         "_state",
         "_stream",
         "_write_calls",
@@ -187,7 +187,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
         self.set_water_marks(high_water, low_water)
-        self._send_now = direct_sender(stream)
+        self._sink = socket_sink(stream)
         set_notsent_lowat(stream, notsent_lowat)
 
     # ------------------------------------------------------------------
@@ -312,8 +312,8 @@ class _BufferedSendBase(trio.abc.SendStream):
 
     def _write_when_idle(self, data: BytesLike) -> None:
         # The sender is parked with nothing queued or in flight.
-        send_now = self._send_now
-        if send_now is None or self._direct_used:
+        sink = self._sink
+        if sink is None or self._direct_used:
             if type(data) is bytes and len(data) >= BY_REFERENCE_MIN:
                 self._queue_by_reference(data)
             else:
@@ -333,7 +333,7 @@ class _BufferedSendBase(trio.abc.SendStream):
             raise _bad_data(data) from None
         self._direct_used = True
         try:
-            sent = send_now(view)
+            sent = sink.try_send(view)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._finish(_BROKEN, exc, "the wrapped stream's send_all failed")
             self._error_reported = True
@@ -691,12 +691,13 @@ class _BufferedSendBase(trio.abc.SendStream):
         else:
             segments = [buf]
         max_send = self._max_send_size
+        send_all = stream.send_all if self._sink is None else self._sink.send_all
         try:
             for data in segments:
                 size = len(data)
                 if size <= max_send:
                     self._send_calls += 1
-                    await stream.send_all(data)
+                    await send_all(data)
                     if not self._sent_some(size):
                         return False
                     continue
@@ -704,7 +705,7 @@ class _BufferedSendBase(trio.abc.SendStream):
                     for start in range(0, size, max_send):
                         with view[start : start + max_send] as chunk:
                             self._send_calls += 1
-                            await stream.send_all(chunk)
+                            await send_all(chunk)
                             if not self._sent_some(len(chunk)):
                                 return False
             return True
