@@ -292,7 +292,8 @@ class _BufferedSendBase(trio.abc.SendStream):
             self._raise_not_writable()
         if self._sender_wants_data:
             self._write_when_idle(data)
-        elif type(data) is bytes and len(data) >= BY_REFERENCE_MIN:
+        elif type(data) is bytes and len(data) >= BY_REFERENCE_MIN and not self._corks:
+            # (Corked bytes are copied: the uncork must send them in one go.)
             self._queue_by_reference(data)
         else:
             try:
@@ -394,6 +395,9 @@ class _BufferedSendBase(trio.abc.SendStream):
         :meth:`aclose` all send the buffered bytes even while corked.
         """
         self._corks += 1
+        # A parked sender stays parked, and write() must not take the
+        # idle writer's direct path to the socket while corked.
+        self._sender_wants_data = False
         try:
             yield
         finally:
