@@ -152,3 +152,58 @@ def test_notsent_lowat_is_validated() -> None:
         BufferedWriter(stream, notsent_lowat=-1)
     with pytest.raises(TypeError, match="notsent_lowat"):
         BufferedWriter(stream, notsent_lowat=1.5)  # type: ignore[arg-type]
+
+
+BAD_INPUTS = ["text", 5, None, memoryview(b"abcdef")[::2]]
+
+
+@pytest.mark.parametrize("bad", BAD_INPUTS, ids=["str", "int", "None", "non-contiguous"])
+async def test_bad_input_to_an_idle_socket_writer_is_a_type_error_and_queues_nothing(
+    bad: object,
+) -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client)
+            async with running(writer):
+                await settle()  # idle: the next write would go straight out
+                with pytest.raises(TypeError, match="write"):
+                    writer.write(bad)  # type: ignore[arg-type]
+                assert writer.statistics().bytes_written == 0
+                writer.write(b"ok")
+                assert await receive_exactly(server, 2) == b"ok"
+
+
+@pytest.mark.parametrize("bad", BAD_INPUTS, ids=["str", "int", "None", "non-contiguous"])
+async def test_bad_input_to_an_idle_writer_is_a_type_error_and_queues_nothing(
+    bad: object,
+) -> None:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    writer = BufferedWriter(send)
+    with trio.fail_after(5):
+        async with running(writer):
+            await settle()
+            with pytest.raises(TypeError, match="write"):
+                writer.write(bad)  # type: ignore[arg-type]
+            writer.write(b"ok")
+            await writer.flush()
+            assert await receive.receive_some() == b"ok"
+
+
+async def test_an_ebadf_from_the_socket_reads_as_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import trio_bufwriter._socket as socket_module
+
+    def closed_write(fd: int, data: object) -> int:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, _server):
+            writer = BufferedWriter(client)
+            async with running(writer):
+                await settle()
+                monkeypatch.setattr(socket_module.os, "write", closed_write)
+                with pytest.raises(trio.BrokenResourceError) as info:
+                    writer.write(b"x")
+                monkeypatch.undo()
+                assert isinstance(info.value.__cause__, trio.ClosedResourceError)

@@ -446,8 +446,9 @@ class _BufferedSendBase(trio.abc.SendStream):
         the wrapped stream's ``send_all``.
 
         A barrier, not a drain: it waits for all bytes written before the call
-        (even while corked, which it overrides), and not for bytes written
-        after it.  It is always a checkpoint.  Any number of tasks may wait at
+        (even while corked, which it overrides).  Bytes written after it are
+        not waited for as such, though a flush may return only once they are
+        sent too, when the sender merged them into the same ``send_all``.  It is always a checkpoint.  Any number of tasks may wait at
         once.  Cancelling it leaves the writer and its data untouched: the
         bytes are still sent.
 
