@@ -347,3 +347,32 @@ async def test_peer_reset_mid_stream_raises_broken_resource_error_without_hangin
             assert writer.state is WriterState.BROKEN
             await writer.aclose()
         assert writer.state is WriterState.CLOSED
+
+
+async def test_a_writer_used_only_as_a_trio_stream_closes_quietly_after_a_failure() -> None:
+    # trio's stream semantics, which SSLStream relies on: aclose() does not
+    # report a failure that send_all did not get to report.
+    stream = ControlledStream()
+    stream.fail_with = OSError("peer gone")
+    writer = BufferedWriter(stream)
+    with trio.fail_after(5):
+        async with running(writer):
+            await writer.send_all(b"close_notify")
+            await settle()
+            assert writer.state is WriterState.BROKEN
+            await writer.aclose()  # does not raise
+    assert writer.state is WriterState.CLOSED
+
+
+async def test_a_write_call_makes_aclose_report_a_failure_nobody_saw() -> None:
+    stream = ControlledStream()
+    stream.fail_with = OSError("peer gone")
+    writer = BufferedWriter(stream)
+    with trio.fail_after(5):
+        async with running(writer):
+            await writer.send_all(b"header")
+            writer.write(b"body")
+            await settle()
+            with pytest.raises(trio.BrokenResourceError) as info:
+                await writer.aclose()
+            assert isinstance(info.value.__cause__, OSError)

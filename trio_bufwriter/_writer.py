@@ -119,6 +119,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_max_send_size",
         "_peak",
         "_segments",
+        "_send_all_calls",
         "_send_calls",
         "_send_conflict",
         "_sender_lot",
@@ -158,6 +159,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         self._lost = 0
         self._write_calls = 0
         self._send_calls = 0
+        self._send_all_calls = 0
         self._peak = 0
         self._state = _OPEN
         self._error: BaseException | None = None
@@ -448,9 +450,10 @@ class _BufferedSendBase(trio.abc.SendStream):
         A barrier, not a drain: it waits for all bytes written before the call
         (even while corked, which it overrides).  Bytes written after it are
         not waited for as such, though a flush may return only once they are
-        sent too, when the sender merged them into the same ``send_all``.  It is always a checkpoint.  Any number of tasks may wait at
-        once.  Cancelling it leaves the writer and its data untouched: the
-        bytes are still sent.
+        sent too, when the sender merged them into the same ``send_all``.
+        It is always a checkpoint.  Any number of tasks may wait at once.
+        Cancelling it leaves the writer and its data untouched: the bytes are
+        still sent.
 
         "Accepted by ``send_all``" means what the wrapped stream says it
         means; for a socket, that the kernel has the bytes, not that the peer
@@ -491,6 +494,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         with self._send_conflict:
             await checkpoint_if_cancelled()
             self.write(data)
+            self._send_all_calls += 1
             if len(self._buf) + self._inflight > self._high_water:
                 await self._wait_for_low_water()
             else:
@@ -571,7 +575,12 @@ class _BufferedSendBase(trio.abc.SendStream):
 
         Data is never dropped silently: if bytes were left unsent because the
         wrapped stream failed, ``aclose()`` raises, unless that failure was
-        already raised to a caller by another method.
+        already raised to a caller by another method.  The exception is a
+        writer used only through trio's stream interface (``send_all``, never
+        ``write()``/``writelines()``): it behaves as a trio stream does, whose
+        ``aclose()`` does not report a failure the sends did not get to
+        report.  :class:`trio.SSLStream` on top relies on that: it sends its
+        close_notify and closes, and a peer that already left is normal.
 
         Raises:
           trio.BrokenResourceError: the wrapped stream failed with bytes
@@ -588,10 +597,19 @@ class _BufferedSendBase(trio.abc.SendStream):
                 if state is not _CLOSING:
                     self._state = _CLOSING
                     self._sender_lot.unpark_all()
-                await self._wait_sent(self._sent + self._inflight + len(self._buf))
+                try:
+                    await self._wait_sent(self._sent + self._inflight + len(self._buf))
+                except trio.BrokenResourceError:
+                    if self._write_api_used():
+                        raise
         finally:
             # Decide before _finish turns BROKEN into CLOSED.
-            unreported = self._state is _BROKEN and not self._error_reported and self._lost > 0
+            unreported = (
+                self._state is _BROKEN
+                and not self._error_reported
+                and self._lost > 0
+                and self._write_api_used()
+            )
             if self._state is not _CLOSED:
                 self._finish(_CLOSED)
             await self._stream.aclose()
@@ -740,6 +758,14 @@ class _BufferedSendBase(trio.abc.SendStream):
 
     # ------------------------------------------------------------------
     # Internals
+
+    def _write_api_used(self) -> bool:
+        """Whether write()/writelines() were used, not only send_all().
+
+        A writer used only as a trio stream keeps trio's close semantics:
+        its aclose() does not report a failure its sends did not report.
+        """
+        return self._write_calls > self._send_all_calls
 
     def _wake_sender(self) -> None:
         self._sender_wants_data = False
