@@ -5,6 +5,8 @@ awaitable ``flush()`` barrier, in front of any :class:`trio.abc.SendStream`,
 with one background task that merges everything queued into one send.
 """
 
+from ._broadcast import Broadcaster, BroadcastStatistics
+from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._open import open_buffered_stream, open_buffered_writer
 from ._state import WriterState, WriterStatistics
 from ._stream import BufferedStream
@@ -21,8 +23,13 @@ __all__ = [
     "DEFAULT_HIGH_WATER",
     "DEFAULT_MAX_SEND_SIZE",
     "DEFAULT_NOTSENT_LOWAT",
+    "BroadcastStatistics",
+    "Broadcaster",
+    "BufferLimitError",
     "BufferedStream",
     "BufferedWriter",
+    "OverflowPolicy",
+    "StallTimeoutError",
     "WriterState",
     "WriterStatistics",
     "open_buffered_stream",

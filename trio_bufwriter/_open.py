@@ -5,12 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import trio
 
 from ._stream import BufferedStream
-from ._writer import DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT, BufferedWriter, _BufferedSendBase
+from ._writer import BufferedWriter, _BufferedSendBase
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._writer import WriterOptions
 
 if sys.version_info < (3, 11):  # pragma: no cover
     # trio itself depends on the backport on these Pythons.
@@ -60,11 +65,7 @@ async def _running(writer: _W) -> AsyncIterator[_W]:
 
 def open_buffered_writer(
     stream: trio.abc.SendStream,
-    *,
-    high_water: int | None = None,
-    low_water: int | None = None,
-    max_send_size: int = DEFAULT_MAX_SEND_SIZE,
-    notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+    **options: Unpack[WriterOptions],
 ) -> AbstractAsyncContextManager[BufferedWriter]:
     """Wrap *stream* in a :class:`BufferedWriter` whose sender runs while the block does.
 
@@ -84,38 +85,18 @@ def open_buffered_writer(
     ``except trio.BrokenResourceError:`` around the ``async with`` works.
     Only several simultaneous errors come out as a group.
 
-    The arguments are :class:`BufferedWriter`'s, checked right away.
+    The keyword arguments are :class:`BufferedWriter`'s, checked right away.
     """
-    return _running(
-        BufferedWriter(
-            stream,
-            high_water=high_water,
-            low_water=low_water,
-            max_send_size=max_send_size,
-            notsent_lowat=notsent_lowat,
-        )
-    )
+    return _running(BufferedWriter(stream, **options))
 
 
 def open_buffered_stream(
     stream: trio.abc.Stream,
-    *,
-    high_water: int | None = None,
-    low_water: int | None = None,
-    max_send_size: int = DEFAULT_MAX_SEND_SIZE,
-    notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+    **options: Unpack[WriterOptions],
 ) -> AbstractAsyncContextManager[BufferedStream]:
     """Wrap a two-way *stream* in a :class:`BufferedStream` whose sender runs
     while the block does.
 
     The same as :func:`open_buffered_writer` in every other respect.
     """
-    return _running(
-        BufferedStream(
-            stream,
-            high_water=high_water,
-            low_water=low_water,
-            max_send_size=max_send_size,
-            notsent_lowat=notsent_lowat,
-        )
-    )
+    return _running(BufferedStream(stream, **options))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Callable
 from contextlib import suppress
 from typing import final
 
@@ -56,10 +57,13 @@ class SocketSink:
     :exc:`trio.ClosedResourceError`.
     """
 
-    __slots__ = ("_socket",)
+    __slots__ = ("_socket", "on_progress")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._socket = stream.socket
+        #: Called when a send had to wait and the socket then took some bytes
+        #: (the writer's stall clock listens).
+        self.on_progress: Callable[[], None] | None = None
 
     def try_send(self, data: memoryview) -> int:
         """Send what the kernel takes now, without blocking; return the count."""
@@ -82,7 +86,10 @@ class SocketSink:
             while sent < len(view):
                 await trio.lowlevel.wait_writable(self._socket)
                 with view[sent:] as rest:
-                    sent += self.try_send(rest)
+                    taken = self.try_send(rest)
+                if taken and self.on_progress is not None:
+                    self.on_progress()
+                sent += taken
 
 
 def socket_sink(stream: trio.abc.SendStream) -> SocketSink | None:

@@ -50,3 +50,8 @@ class WriterStatistics:
     buffered: int
     #: The writer's state.
     state: WriterState
+    #: Writes refused with :exc:`BufferLimitError` (the ``"raise"`` policy).
+    overflows: int = 0
+    #: Seconds the buffer has been over high water with nothing sent (see
+    #: ``stall_timeout``); 0.0 when it is not stalled.
+    stalled_for: float = 0.0

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import trio
 
-from ._writer import DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT, _BufferedSendBase
+from ._writer import _BufferedSendBase
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._writer import WriterOptions
 
 
 @final
@@ -35,24 +40,14 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
     def __init__(
         self,
         stream: trio.abc.Stream,
-        *,
-        high_water: int | None = None,
-        low_water: int | None = None,
-        max_send_size: int = DEFAULT_MAX_SEND_SIZE,
-        notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+        **options: Unpack[WriterOptions],
     ) -> None:
         if not isinstance(stream, trio.abc.Stream):
             raise TypeError(
                 f"expected a trio.abc.Stream to wrap, not {type(stream).__name__!r} "
                 "(wrap a one-way SendStream with BufferedWriter)"
             )
-        super().__init__(
-            stream,
-            high_water=high_water,
-            low_water=low_water,
-            max_send_size=max_send_size,
-            notsent_lowat=notsent_lowat,
-        )
+        super().__init__(stream, **options)
         self._transport = stream
 
     @property

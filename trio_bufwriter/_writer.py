@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, NoReturn, final
 
 import trio
 from trio.lowlevel import (
@@ -29,11 +29,27 @@ from trio.lowlevel import (
 
 from ._cancel import RUN_CONTEXT
 from ._conflict import ConflictDetector
+from ._limits import BufferLimitError, OverflowPolicy, StallClock, StallTimeoutError
 from ._socket import set_notsent_lowat, socket_sink
 from ._state import WriterState, WriterStatistics
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from typing_extensions import TypedDict
+
+    class WriterOptions(TypedDict, total=False):
+        """The keyword arguments of :class:`BufferedWriter`, for the wrappers
+        that pass them through."""
+
+        high_water: int | None
+        low_water: int | None
+        max_send_size: int
+        notsent_lowat: int | None
+        max_buffer: int | None
+        overflow: OverflowPolicy
+        stall_timeout: float | None
+
 
 #: What ``write()`` accepts.  Any object with a C-contiguous buffer works at run
 #: time (``array.array``, ``mmap``...); these are the types trio itself names.
@@ -102,6 +118,7 @@ class _BufferedSendBase(trio.abc.SendStream):
     (one-way) and :class:`~trio_bufwriter.BufferedStream` (two-way)."""
 
     __slots__ = (
+        "_aborted",
         "_buf",
         "_corks",
         "_direct_used",
@@ -112,11 +129,15 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_error_message",
         "_error_reported",
         "_flush_waiters",
+        "_guard",
         "_high_water",
         "_inflight",
         "_lost",
         "_low_water",
+        "_max_buffer",
         "_max_send_size",
+        "_overflow_abort",
+        "_overflows",
         "_peak",
         "_segments",
         "_send_all_calls",
@@ -140,6 +161,9 @@ class _BufferedSendBase(trio.abc.SendStream):
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
         notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+        max_buffer: int | None = None,
+        overflow: OverflowPolicy = "raise",
+        stall_timeout: float | None = None,
     ) -> None:
         if not isinstance(stream, trio.abc.SendStream):
             raise TypeError(
@@ -147,6 +171,14 @@ class _BufferedSendBase(trio.abc.SendStream):
             )
         if notsent_lowat is not None:
             _check_size("notsent_lowat", notsent_lowat, 0)
+        if max_buffer is not None:
+            _check_size("max_buffer", max_buffer, 0)
+        if overflow not in ("raise", "abort"):
+            raise ValueError(f"overflow must be 'raise' or 'abort', not {overflow!r}")
+        if stall_timeout is not None and not (
+            isinstance(stall_timeout, int | float) and stall_timeout > 0
+        ):
+            raise ValueError(f"stall_timeout must be a positive number, not {stall_timeout!r}")
         self._stream = stream
         self._buf = bytearray()
         # Whole buffers queued *before* _buf: large immutable writes held by
@@ -191,6 +223,16 @@ class _BufferedSendBase(trio.abc.SendStream):
         self.set_water_marks(high_water, low_water)
         self._sink = socket_sink(stream)
         set_notsent_lowat(stream, notsent_lowat)
+        self._max_buffer = max_buffer
+        self._overflow_abort = overflow == "abort"
+        self._overflows = 0
+        self._aborted = False
+        # Only a writer that can abort needs a cancel scope around its sends.
+        self._guard: StallClock | None = None
+        if stall_timeout is not None or (max_buffer is not None and overflow == "abort"):
+            self._guard = StallClock(stall_timeout)
+            if self._sink is not None:
+                self._sink.on_progress = self._partial_progress
 
     # ------------------------------------------------------------------
     # Configuration and introspection
@@ -249,6 +291,18 @@ class _BufferedSendBase(trio.abc.SendStream):
         return len(self._buf) + self._inflight > self._high_water
 
     @property
+    def max_buffer(self) -> int | None:
+        """The most bytes the writer will hold (None: no limit); see ``overflow``."""
+        return self._max_buffer
+
+    @property
+    def stalled_for(self) -> float:
+        """Seconds the buffer has been over high water while the wrapped stream
+        took nothing (0.0 if it is not stalled).  Measured only by a writer
+        with a ``stall_timeout`` or an ``"abort"`` limit; 0.0 otherwise."""
+        return 0.0 if self._guard is None else self._guard.stalled_for
+
+    @property
     def state(self) -> WriterState:
         """The writer's :class:`WriterState`."""
         return self._state
@@ -265,6 +319,8 @@ class _BufferedSendBase(trio.abc.SendStream):
             peak_buffered=self._peak,
             buffered=buffered,
             state=self._state,
+            overflows=self._overflows,
+            stalled_for=self.stalled_for,
         )
 
     # ------------------------------------------------------------------
@@ -302,9 +358,14 @@ class _BufferedSendBase(trio.abc.SendStream):
                 self._buf += data
             except TypeError:
                 raise _bad_data(data) from None
+            if self._max_buffer is not None and len(self._buf) + self._inflight > self._max_buffer:
+                size = memoryview(data).nbytes
+                del self._buf[len(self._buf) - size :]
+                self._refuse(size)
         self._write_calls += 1
 
     def _queue_by_reference(self, data: bytes | memoryview) -> None:
+        self._check_room(len(data))
         buf = self._buf
         if buf:
             self._segments.append(buf)
@@ -324,6 +385,9 @@ class _BufferedSendBase(trio.abc.SendStream):
                     self._buf += data
                 except TypeError:
                     raise _bad_data(data) from None
+                if self._max_buffer is not None and len(self._buf) > self._max_buffer:
+                    self._buf = bytearray()  # it was empty: the sender is idle
+                    self._refuse(memoryview(data).nbytes)
             self._wake_sender()
             return
         # One direct send per idle spell: the next write finds _direct_used
@@ -334,6 +398,9 @@ class _BufferedSendBase(trio.abc.SendStream):
             view = memoryview(data).cast("B")
         except TypeError:
             raise _bad_data(data) from None
+        # A write too big for the limit is refused even if the socket could
+        # take some of it now: refusing means nothing of it is sent.
+        self._check_room(len(view))
         self._direct_used = True
         try:
             sent = sink.try_send(view)
@@ -349,7 +416,8 @@ class _BufferedSendBase(trio.abc.SendStream):
         if sent < size:
             rest = view[sent:]
             if type(data) is bytes and len(rest) >= BY_REFERENCE_MIN:
-                self._queue_by_reference(rest)
+                self._segments.append(rest)
+                self._inflight += len(rest)
             else:
                 self._buf += rest
             self._wake_sender()
@@ -378,6 +446,10 @@ class _BufferedSendBase(trio.abc.SendStream):
             if item is not _NO_ITEM and not _is_contiguous_buffer(item):
                 raise _bad_data(item, "writelines()") from None
             raise
+        if self._max_buffer is not None and len(buf) + self._inflight > self._max_buffer:
+            size = len(buf) - mark
+            del buf[mark:]
+            self._refuse(size)
         self._write_calls += 1
         if self._sender_wants_data:
             self._wake_sender()
@@ -652,6 +724,9 @@ class _BufferedSendBase(trio.abc.SendStream):
         task_status.started()
         try:
             await self._send_loop()
+            if self._aborted:
+                # Aborting means the connection goes, not just the writer.
+                await trio.aclose_forcefully(self._stream)
         except BaseException as exc:
             # Errors from the wrapped stream are handled inside the loop; this
             # is Cancelled or KeyboardInterrupt, and we do not keep those.
@@ -713,6 +788,28 @@ class _BufferedSendBase(trio.abc.SendStream):
                 segments.append(buf)
         else:
             segments = [buf]
+        guard = self._guard
+        if guard is None:
+            return await self._send_segments(stream, segments)
+        with guard.start_send(self.need_drain) as scope:
+            done = await self._send_segments(stream, segments)
+        guard.end_send()
+        if scope.cancelled_caught:
+            if self._state < _CLOSED:
+                # The stall clock ran out.  (An overflow abort broke the
+                # writer before cancelling.)
+                timeout = guard.timeout
+                self._abort(
+                    StallTimeoutError(
+                        f"over high water ({self._high_water} bytes) with nothing "
+                        f"sent for {timeout} s"
+                    ),
+                    f"aborted: the peer took nothing for {timeout} s (stall_timeout)",
+                )
+            return False
+        return done
+
+    async def _send_segments(self, stream: trio.abc.SendStream, segments: list[BytesLike]) -> bool:
         max_send = self._max_send_size
         send_all = stream.send_all if self._sink is None else self._sink.send_all
         try:
@@ -748,6 +845,8 @@ class _BufferedSendBase(trio.abc.SendStream):
             self._peak = buffered
         self._sent += size
         self._inflight -= size
+        if self._guard is not None:
+            self._guard.progress(len(self._buf) + self._inflight > self._high_water)
         waiters = self._flush_waiters
         if waiters:
             sent = self._sent
@@ -758,6 +857,41 @@ class _BufferedSendBase(trio.abc.SendStream):
 
     # ------------------------------------------------------------------
     # Internals
+
+    def _partial_progress(self) -> None:
+        """The socket took part of a send: bytes got through."""
+        assert self._guard is not None
+        self._guard.progress(len(self._buf) + self._inflight > self._high_water)
+
+    def _check_room(self, size: int) -> None:
+        """Refuse a write of *size* bytes that would pass max_buffer."""
+        if (
+            self._max_buffer is not None
+            and len(self._buf) + self._inflight + size > self._max_buffer
+        ):
+            self._refuse(size)
+
+    def _refuse(self, size: int) -> NoReturn:
+        """Apply the overflow policy to a write of *size* bytes (not queued)."""
+        held = len(self._buf) + self._inflight
+        message = (
+            f"a write of {size} bytes would hold {held + size} bytes, "
+            f"over max_buffer={self._max_buffer}"
+        )
+        if not self._overflow_abort:
+            self._overflows += 1
+            raise BufferLimitError(message)
+        cause = BufferLimitError(message)
+        self._abort(cause, f"aborted: {message}")
+        self._error_reported = True
+        raise trio.BrokenResourceError(self._error_message) from cause
+
+    def _abort(self, cause: BaseException, message: str) -> None:
+        """Break the writer, interrupt the send, and have the sender close the stream."""
+        self._aborted = True
+        self._finish(_BROKEN, cause, message)
+        if self._guard is not None:
+            self._guard.abort()
 
     def _write_api_used(self) -> bool:
         """Whether write()/writelines() were used, not only send_all().
@@ -778,6 +912,8 @@ class _BufferedSendBase(trio.abc.SendStream):
     async def _wait_for_low_water(self) -> None:
         # The sender must not sit on a corked buffer while we wait for it.
         self._sender_lot.unpark_all()
+        if self._guard is not None:
+            self._guard.arm(True)
         await self._drain_lot.park()
         # Woken either at low water or because the writer finished.
         if self._state >= _CLOSED:
@@ -852,6 +988,20 @@ class BufferedWriter(_BufferedSendBase):
           buffered (default 64 KiB, or ``4 * low_water`` if only that is given).
       low_water: ... until at most this many are (default ``high_water // 4``).
       max_send_size: the most bytes passed to one ``send_all`` (default 1 MiB).
+      max_buffer: the most bytes the writer may hold (queued plus in
+          flight); None (the default) for no limit.  See "Slow consumers".
+      overflow: what a write that would pass *max_buffer* does: ``"raise"``
+          (default) refuses it with :exc:`BufferLimitError`, queues nothing
+          of it and leaves the writer usable; ``"abort"`` breaks the writer
+          (every later call raises :exc:`trio.BrokenResourceError` whose
+          cause is the :exc:`BufferLimitError`), discards the buffer and
+          closes *stream*.
+      stall_timeout: abort as above (the cause is a
+          :exc:`StallTimeoutError`) when more than *high_water* bytes have
+          been buffered for this many seconds with nothing accepted by
+          *stream*; bytes that get through restart the clock.  The clock is
+          checked when a send starts or makes progress and when a
+          :meth:`drain` waits.  None (the default): never.
       notsent_lowat: if *stream* is a :class:`trio.SocketStream`, set its
           ``TCP_NOTSENT_LOWAT`` socket option to this (default 1 MiB, the
           size of one maximum send, instead of trio's 16 KiB, which costs

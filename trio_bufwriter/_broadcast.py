@@ -1,0 +1,122 @@
+"""Fan-out: one synchronous call queues a message to many writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import final
+
+import trio
+
+from ._limits import BufferLimitError
+from ._writer import BytesLike, _bad_data, _BufferedSendBase
+
+
+@final
+@dataclass(frozen=True)
+class BroadcastStatistics:
+    """A snapshot from :meth:`Broadcaster.statistics`."""
+
+    #: Writers subscribed now.
+    subscribers: int
+    #: Of those, how many are over their high-water mark (``need_drain``).
+    over_high_water: int
+    #: The longest ``stalled_for`` among them, in seconds.
+    longest_stall: float
+    #: Messages queued by :meth:`Broadcaster.broadcast` so far.
+    messages: int
+    #: Subscribers dropped so far because a write to them failed.
+    dropped: int
+
+
+@final
+class Broadcaster:
+    """A set of writers that :meth:`broadcast` writes one message to, at once.
+
+    ``broadcast()`` is synchronous and never blocks: one slow subscriber can
+    never hold back the others.  A subscriber whose write fails (its
+    ``max_buffer`` was hit, it is broken or closed) is dropped from the set
+    and reported back; what happens to its connection is its own policy
+    (``overflow="abort"`` closes it, ``"raise"`` leaves that to you).  Give
+    subscribers a ``max_buffer`` (and, for good measure, a ``stall_timeout``):
+    without one, a client that stops reading makes its buffer grow without
+    bound, as it would with asyncio, Node or Netty.
+
+    The message is converted to ``bytes`` once; each writer then copies a
+    small message into its own buffer (that copy is what a buffer is), and
+    holds a message of 64 KiB or more by reference, so all subscribers share
+    one copy.
+
+    Adding and removing subscribers while no broadcast runs is all the
+    coordination needed: trio runs one task at a time, and ``broadcast()``
+    never yields.
+    """
+
+    __slots__ = ("_dropped", "_messages", "_writers")
+
+    def __init__(self) -> None:
+        # A dict as an insertion-ordered set.
+        self._writers: dict[_BufferedSendBase, None] = {}
+        self._messages = 0
+        self._dropped = 0
+
+    def add(self, writer: _BufferedSendBase) -> None:
+        """Subscribe *writer* (a :class:`BufferedWriter` or :class:`BufferedStream`)."""
+        if not isinstance(writer, _BufferedSendBase):
+            raise TypeError(
+                f"expected a BufferedWriter or BufferedStream, not {type(writer).__name__!r}"
+            )
+        self._writers[writer] = None
+
+    def discard(self, writer: _BufferedSendBase) -> None:
+        """Unsubscribe *writer*, if it is subscribed."""
+        self._writers.pop(writer, None)
+
+    def __len__(self) -> int:
+        return len(self._writers)
+
+    def __contains__(self, writer: object) -> bool:
+        return writer in self._writers
+
+    def __iter__(self) -> Iterator[_BufferedSendBase]:
+        return iter(list(self._writers))
+
+    def broadcast(self, data: BytesLike) -> list[tuple[_BufferedSendBase, Exception]]:
+        """Queue *data* to every subscriber; return the ones dropped, with why.
+
+        Never blocks and never yields.  Each subscriber that raises
+        :exc:`BufferLimitError`, :exc:`trio.BrokenResourceError` or
+        :exc:`trio.ClosedResourceError` is removed from the set and returned
+        with that error; the others get the message.
+
+        Raises:
+          TypeError: *data* is not bytes-like (nobody gets anything).
+        """
+        if type(data) is bytes:
+            message = data
+        else:
+            try:
+                message = memoryview(data).tobytes()
+            except TypeError:
+                raise _bad_data(data, "broadcast()") from None
+        dropped: list[tuple[_BufferedSendBase, Exception]] = []
+        for writer in list(self._writers):
+            try:
+                writer.write(message)
+            except (BufferLimitError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                del self._writers[writer]
+                dropped.append((writer, exc))
+        self._messages += 1
+        self._dropped += len(dropped)
+        return dropped
+
+    def statistics(self) -> BroadcastStatistics:
+        """Return a :class:`BroadcastStatistics` snapshot."""
+        writers = list(self._writers)
+        return BroadcastStatistics(
+            subscribers=len(writers),
+            over_high_water=sum(1 for w in writers if w.need_drain),
+            longest_stall=max((w.stalled_for for w in writers), default=0.0),
+            messages=self._messages,
+            dropped=self._dropped,
+        )
