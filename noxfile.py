@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s demo``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
+``nox -s demo``, ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -48,3 +49,21 @@ def demo(session: nox.Session) -> None:
     """The loopback demo (pass demo options after --)."""
     session.install("-e", ".")
     session.run("python", "-m", "trio_bufwriter", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The full benchmark suite, saving bench.json and the docs' chart
+    (pass bench options after --, e.g. ``-- --quick`` or ``-- --pin``)."""
+    session.install("-e", ".[bench]")
+    session.run(
+        "python",
+        "-m",
+        "trio_bufwriter",
+        "bench",
+        "--json",
+        "bench.json",
+        "--chart",
+        "docs/_static/bench.png",
+        *session.posargs,
+    )

@@ -67,8 +67,103 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.set_defaults(run=_run_demo)
 
 
+def _size_list(text: str) -> tuple[int, ...]:
+    """Parse ``16,64,1024``: message sizes in bytes, for argparse."""
+    return tuple(_positive_int(part.strip()) for part in text.split(","))
+
+
+def _part_list(text: str) -> tuple[str, ...]:
+    """Parse ``throughput,latency``: parts of the bench, for argparse."""
+    from ._bench._config import PARTS
+
+    chosen = {part.strip() for part in text.split(",")}
+    unknown = sorted(chosen - set(PARTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown part {', '.join(map(repr, unknown))}: choose from {','.join(PARTS)}"
+        )
+    return tuple(part for part in PARTS if part in chosen)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    """Run ``bench`` with the parsed *args*."""
+    from ._bench._config import BenchOptions
+    from ._bench._run import run_bench
+
+    options = BenchOptions(
+        quick=args.quick,
+        sizes=args.sizes,
+        repeat=args.repeat,
+        json_path=args.json,
+        chart_path=args.chart,
+        pin=args.pin,
+        only=args.only,
+    )
+    return run_bench(options, command=args.command_line)
+
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``bench`` command."""
+    # Only the (light) option defaults: the bench itself is imported when it runs.
+    from ._bench._config import DEFAULT_SIZES, PARTS
+
+    parser = commands.add_parser(
+        "bench",
+        help="the benchmark suite: throughput, latency, memory, write() cost",
+        description=(
+            "Measure, in one run and side by side: throughput over loopback TCP "
+            "(raw sockets, asyncio, uvloop, trio send_all, trio_bufwriter) for each "
+            "message size, 64-byte ping-pong latency with the echo peer on the same "
+            "and on the other CPU, memory per idle writer and peak RSS while pushing "
+            "1 GiB, and the cost of write() against a bare bytearray +=.  Prints "
+            "medians of interleaved runs, ratios measured in the same run, and the "
+            "targets met or not."
+        ),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller workloads and 3 rounds: under a minute (a smoke run)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_size_list,
+        default=DEFAULT_SIZES,
+        metavar="N,N,...",
+        help=f"throughput message sizes in bytes (default: {','.join(map(str, DEFAULT_SIZES))})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=None,
+        metavar="R",
+        help="timed rounds of throughput and latency (default: 5, or 3 with --quick)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also save everything measured as JSON")
+    parser.add_argument(
+        "--chart",
+        metavar="PATH",
+        help="also save a PNG chart of throughput / raw bulk (needs matplotlib)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the throughput sender to one CPU and the receiver to another "
+        "(latency always measures same-CPU and other-CPU placements where it can)",
+    )
+    parser.add_argument(
+        "--only",
+        type=_part_list,
+        default=PARTS,
+        metavar="PART,...",
+        help=f"run only these parts (default: {','.join(PARTS)})",
+    )
+    parser.set_defaults(run=_run_bench)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_demo,
+    _add_bench,
 ]
 
 

@@ -5,6 +5,10 @@ time, ``recv_into`` a preallocated 1 MiB buffer until end-of-file.  Running it
 in a separate process (started with "spawn", so it shares neither the GIL nor
 any state with the sender) means the sender's numbers measure the sender.
 
+Two options serve the benchmarks: ``cpu`` pins the process to one CPU, and
+``echo`` makes it an echo peer (it sends back every byte it reads, with
+``TCP_NODELAY`` set, and counts them the same way) for ping-pong latency.
+
 The protocol over the control pipe, parent to receiver::
 
     receiver -> parent   the listening port (int), once, at start-up
@@ -19,6 +23,7 @@ connection until the receiver gets to ``accept``.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -56,16 +61,35 @@ def _count_until_eof(sock: socket.socket, buffer: bytearray) -> int:
             total += received
 
 
-def _receiver_main(conn: Connection[int, bool | None]) -> None:
+def _echo_until_eof(sock: socket.socket, buffer: bytearray) -> int:
+    """Send back everything read from *sock* until end-of-file; return the byte count."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    total = 0
+    with memoryview(buffer) as view:
+        while True:
+            received = sock.recv_into(view)
+            if not received:
+                return total
+            sock.sendall(view[:received])
+            total += received
+
+
+def _receiver_main(
+    conn: Connection[int, bool | None], cpu: int | None = None, echo: bool = False
+) -> None:
     """Run the receiver: the target of the receiver process.
 
-    Listens on an ephemeral port of 127.0.0.1, sends the port over *conn*,
-    then, for every True received on *conn*, accepts one connection, reads it
-    to end-of-file and sends back how many bytes it got.  Returns on None or
+    Pins itself to *cpu* if given, listens on an ephemeral port of
+    127.0.0.1, sends the port over *conn*, then, for every True received on
+    *conn*, accepts one connection, reads it to end-of-file (echoing it back
+    if *echo*) and sends back how many bytes it got.  Returns on None or
     when the parent closes its end of *conn*.
     """
     # The parent decides when this process ends (and Ctrl-C reaches both).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    serve = _echo_until_eof if echo else _count_until_eof
     buffer = bytearray(RECV_BUFFER_SIZE)
     with conn, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -82,7 +106,7 @@ def _receiver_main(conn: Connection[int, bool | None]) -> None:
             sock, _ = listener.accept()
             with sock:
                 sock.settimeout(None)
-                conn.send(_count_until_eof(sock, buffer))
+                conn.send(serve(sock, buffer))
 
 
 @final
@@ -107,6 +131,14 @@ class LoopbackReceiver:
     async def receive_count(self) -> int:
         """Wait for the byte count of the connection that was just closed."""
         return await trio.to_thread.run_sync(self._recv_int, abandon_on_cancel=True)
+
+    def wait_count(self) -> int:
+        """Block until the byte count of the connection that was just closed arrives.
+
+        For benchmarks that time the whole exchange from any event loop (or
+        none): it costs no thread hop, but blocks the caller's loop meanwhile.
+        """
+        return self._recv_int()
 
     def close(self) -> None:
         """Ask the receiver to exit, and make sure it has."""
@@ -133,17 +165,19 @@ class LoopbackReceiver:
 
 
 @contextmanager
-def start_receiver() -> Iterator[LoopbackReceiver]:
+def start_receiver(*, cpu: int | None = None, echo: bool = False) -> Iterator[LoopbackReceiver]:
     """Start a receiver process; yield a :class:`LoopbackReceiver` for it; stop it on exit.
 
-    Blocks until the receiver is listening.
+    Blocks until the receiver is listening.  With *cpu*, the process pins
+    itself to that CPU; with *echo*, it echoes what it reads (and still
+    reports the byte count of each connection).
     """
     context = multiprocessing.get_context("spawn")
     parent_conn, child_conn = context.Pipe()
     process = context.Process(
         target=_receiver_main,
-        args=(child_conn,),
-        name="trio_bufwriter loopback receiver",
+        args=(child_conn, cpu, echo),
+        name=f"trio_bufwriter loopback {'echo peer' if echo else 'receiver'}",
         daemon=True,
     )
     process.start()
