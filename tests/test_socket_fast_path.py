@@ -207,3 +207,43 @@ async def test_an_ebadf_from_the_socket_reads_as_closed(monkeypatch: pytest.Monk
                     writer.write(b"x")
                 monkeypatch.undo()
                 assert isinstance(info.value.__cause__, trio.ClosedResourceError)
+
+
+async def test_drain_over_high_water_hands_the_batch_to_the_socket_without_switching_tasks() -> (
+    None
+):
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client, high_water=1000)
+            ran: list[int] = []
+            async with running(writer) as nursery:
+                await settle()
+
+                async def other() -> None:
+                    ran.append(1)
+
+                nursery.start_soon(other)
+                for _ in range(100):
+                    writer.write(b"x" * 100)
+                    await writer.drain()  # 10 batches pushed by drain itself
+                assert ran == []  # no task switch happened
+                assert writer.buffered <= 1000
+                await writer.flush()
+                assert await receive_exactly(server, 10_000) == b"x" * 10_000
+
+
+async def test_drain_pushes_held_segments_before_the_buffer_in_order() -> None:
+    with trio.fail_after(5):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client, high_water=1000)
+            async with running(writer):
+                await settle()
+                writer.write(b"a")  # direct
+                writer.write(b"b" * 10)  # queued
+                big = bytes(range(256)) * 400  # held by reference
+                writer.write(big)
+                writer.write(b"c" * 10)
+                await writer.drain()
+                assert writer.buffered == 0  # all pushed by drain
+                expected = b"a" + b"b" * 10 + big + b"c" * 10
+                assert await receive_exactly(server, len(expected)) == expected

@@ -42,8 +42,9 @@ class StallTimeoutError(Exception):
 class StallClock:
     """The sender's guard: a cancel scope around each send, and the stall clock.
 
-    The clock runs while more than high water is buffered and the wrapped
-    stream accepts nothing; any bytes that get through restart it.  It is
+    The clock runs while the writer applies backpressure (more than high
+    water buffered, or a ``drain()`` still waiting for low water) and the
+    wrapped stream accepts nothing; any bytes that get through restart it.  It is
     looked at when a send starts, when bytes get through, and when a
     ``drain()`` has to wait; a writer that never drains is caught by
     ``max_buffer`` instead.  When it runs out, the scope cancels the send.
@@ -58,26 +59,26 @@ class StallClock:
         self._scope: trio.CancelScope | None = None
         self._since: float | None = None
 
-    def start_send(self, over_high_water: bool) -> trio.CancelScope:
+    def start_send(self, backpressured: bool) -> trio.CancelScope:
         """Return the cancel scope for a send that starts now."""
         self._scope = trio.CancelScope()
-        self.arm(over_high_water)
+        self.arm(backpressured)
         return self._scope
 
     def end_send(self) -> None:
         self._scope = None
 
-    def arm(self, over_high_water: bool) -> None:
-        """Start the clock if the buffer is over high water and it is not running."""
-        if not over_high_water:
+    def arm(self, backpressured: bool) -> None:
+        """Start the clock if backpressure holds and it is not running."""
+        if not backpressured:
             self._since = None
         elif self._since is None:
             self._since = trio.current_time()
         self._set_deadline()
 
-    def progress(self, over_high_water: bool) -> None:
-        """Bytes got through: restart the clock (or stop it, below high water)."""
-        self._since = trio.current_time() if over_high_water else None
+    def progress(self, backpressured: bool) -> None:
+        """Bytes got through: restart the clock (or stop it, without backpressure)."""
+        self._since = trio.current_time() if backpressured else None
         self._set_deadline()
 
     def abort(self) -> None:

@@ -146,6 +146,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_sender_lot",
         "_sender_started",
         "_sender_wants_data",
+        "_sending",
         "_sent",
         "_sink",
         "_state",
@@ -205,6 +206,9 @@ class _BufferedSendBase(trio.abc.SendStream):
         # Whether the one direct send allowed per idle spell was used (see
         # _write_when_idle); reset when the sender parks or the stream reads.
         self._direct_used = False
+        # True while the sender is inside a send: then only it may touch
+        # what it took (see _push_now).
+        self._sending = False
         self._sender_lot = ParkingLot()
         self._drain_lot = ParkingLot()
         # (target, event) in non-decreasing target order: flush() targets are
@@ -507,7 +511,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         """
         if self._state:
             self._raise_if_finished()
-        if len(self._buf) + self._inflight > self._high_water:
+        if len(self._buf) + self._inflight > self._high_water and not self._push_now():
             await self._wait_for_low_water()
         elif RUN_CONTEXT is not None:
             if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
@@ -789,11 +793,15 @@ class _BufferedSendBase(trio.abc.SendStream):
         else:
             segments = [buf]
         guard = self._guard
-        if guard is None:
-            return await self._send_segments(stream, segments)
-        with guard.start_send(self.need_drain) as scope:
-            done = await self._send_segments(stream, segments)
-        guard.end_send()
+        self._sending = True
+        try:
+            if guard is None:
+                return await self._send_segments(stream, segments)
+            with guard.start_send(self._backpressured()) as scope:
+                done = await self._send_segments(stream, segments)
+            guard.end_send()
+        finally:
+            self._sending = False
         if scope.cancelled_caught:
             if self._state < _CLOSED:
                 # The stall clock ran out.  (An overflow abort broke the
@@ -840,28 +848,78 @@ class _BufferedSendBase(trio.abc.SendStream):
             # Closed (or broken) while that send was in flight: the counters
             # were settled by _finish, and nothing more is to be sent.
             return False
+        self._progress(size, size)
+        return True
+
+    def _progress(self, sent: int, taken: int) -> None:
+        """*sent* more bytes were accepted, *taken* of them counted in _inflight;
+        wake whoever that lets go."""
         buffered = len(self._buf) + self._inflight
         if buffered > self._peak:
             self._peak = buffered
-        self._sent += size
-        self._inflight -= size
+        self._sent += sent
+        self._inflight -= taken
         if self._guard is not None:
-            self._guard.progress(len(self._buf) + self._inflight > self._high_water)
+            self._guard.progress(self._backpressured())
         waiters = self._flush_waiters
         if waiters:
             sent = self._sent
             while waiters and waiters[0][0] <= sent:
                 waiters.popleft()[1].set()
         self._wake_drainers_if_low()
-        return True
 
     # ------------------------------------------------------------------
     # Internals
 
+    def _push_now(self) -> bool:
+        """Over high water: try handing the buffer to the socket right here.
+
+        Only over a SocketStream, and only when the sender holds nothing
+        (so that order is kept) and no cork is held.  Returns whether the
+        buffer is now at or below low water, so drain() need not wait.  This
+        is asyncio's model at the high-water mark: the kernel's buffer
+        absorbs the batch when it can, and a trip through the scheduler to
+        the sender task (two task switches per batch) is only paid when the
+        socket is full.
+        """
+        sink = self._sink
+        if sink is None or self._sending or self._corks or self._state:
+            return False
+        try:
+            segments = self._segments
+            while segments:
+                # Large writes held by reference come before the buffer.
+                segment = segments[0]
+                sent = sink.try_send(memoryview(segment).cast("B"))
+                if sent:
+                    self._send_calls += 1
+                    self._progress(sent, sent)
+                if sent < len(segment):
+                    segments[0] = memoryview(segment)[sent:]
+                    return False
+                del segments[0]
+            buf = self._buf
+            sent = sink.try_send(memoryview(buf))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._finish(_BROKEN, exc, "the wrapped stream's send_all failed")
+            self._error_reported = True
+            raise trio.BrokenResourceError(self._error_message) from exc
+        if sent:
+            self._send_calls += 1
+            self._peak = max(self._peak, len(buf) + self._inflight)
+            del buf[:sent]
+            self._progress(sent, 0)
+        return len(buf) + self._inflight <= self._low_water
+
+    def _backpressured(self) -> bool:
+        """Over high water, or a drain() still waiting for low water: the
+        stall clock runs while this holds and nothing gets through."""
+        return len(self._buf) + self._inflight > self._high_water or bool(self._drain_lot)
+
     def _partial_progress(self) -> None:
         """The socket took part of a send: bytes got through."""
         assert self._guard is not None
-        self._guard.progress(len(self._buf) + self._inflight > self._high_water)
+        self._guard.progress(self._backpressured())
 
     def _check_room(self, size: int) -> None:
         """Refuse a write of *size* bytes that would pass max_buffer."""
@@ -997,9 +1055,10 @@ class BufferedWriter(_BufferedSendBase):
           cause is the :exc:`BufferLimitError`), discards the buffer and
           closes *stream*.
       stall_timeout: abort as above (the cause is a
-          :exc:`StallTimeoutError`) when more than *high_water* bytes have
-          been buffered for this many seconds with nothing accepted by
-          *stream*; bytes that get through restart the clock.  The clock is
+          :exc:`StallTimeoutError`) when backpressure has held for this many
+          seconds (more than *high_water* bytes buffered, or a :meth:`drain`
+          still waiting for *low_water*) with nothing accepted by *stream*;
+          bytes that get through restart the clock.  The clock is
           checked when a send starts or makes progress and when a
           :meth:`drain` waits.  None (the default): never.
       notsent_lowat: if *stream* is a :class:`trio.SocketStream`, set its
