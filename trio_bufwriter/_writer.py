@@ -21,10 +21,16 @@ from typing import TYPE_CHECKING, NoReturn, final
 
 import trio
 from trio.lowlevel import (
+    Abort,
     ParkingLot,
+    RaiseCancelT,
+    Task,
     cancel_shielded_checkpoint,
     checkpoint,
     checkpoint_if_cancelled,
+    current_task,
+    reschedule,
+    wait_task_rescheduled,
 )
 
 from ._cancel import RUN_CONTEXT
@@ -129,6 +135,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_error_message",
         "_error_reported",
         "_flush_waiters",
+        "_flush_waiting",
         "_guard",
         "_high_water",
         "_inflight",
@@ -138,12 +145,12 @@ class _BufferedSendBase(trio.abc.SendStream):
         "_max_send_size",
         "_overflow_abort",
         "_overflows",
+        "_parked_sender",
         "_peak",
         "_segments",
         "_send_all_calls",
         "_send_calls",
         "_send_conflict",
-        "_sender_lot",
         "_sender_started",
         "_sender_wants_data",
         "_sending",
@@ -209,11 +216,17 @@ class _BufferedSendBase(trio.abc.SendStream):
         # True while the sender is inside a send: then only it may touch
         # what it took (see _push_now).
         self._sending = False
-        self._sender_lot = ParkingLot()
+        # The sender task while it is parked waiting for work, else None.
+        # (A bare wait_task_rescheduled rather than a ParkingLot: for an idle
+        # writer the lot's bookkeeping costs ~500 bytes.)
+        self._parked_sender: Task | None = None
         self._drain_lot = ParkingLot()
         # (target, event) in non-decreasing target order: flush() targets are
         # the running total written, which only grows.
-        self._flush_waiters: deque[tuple[int, trio.Event]] = deque()
+        # (Created on first use: an empty deque costs ~600 bytes, a lot for
+        # an idle writer.)
+        self._flush_waiters: deque[tuple[int, trio.Event]] | None = None
+        self._flush_waiting = 0
         self._eof_event: trio.Event | None = None
         self._eof_sent = False
         self._send_conflict = ConflictDetector(
@@ -481,7 +494,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         finally:
             self._corks -= 1
             if not self._corks:
-                self._sender_lot.unpark_all()
+                self._wake_sender()
 
     # ------------------------------------------------------------------
     # Waiting
@@ -625,7 +638,7 @@ class _BufferedSendBase(trio.abc.SendStream):
             if state is _OPEN:
                 self._state = _EOF_PENDING
                 self._eof_event = trio.Event()
-                self._sender_lot.unpark_all()
+                self._wake_sender()
             elif state is not _EOF_PENDING and state is not _EOF_SENT:
                 self._raise_if_finished()
                 raise trio.ClosedResourceError("the writer is closing")
@@ -635,7 +648,7 @@ class _BufferedSendBase(trio.abc.SendStream):
             assert self._eof_event is not None
             await self._eof_event.wait()
             if not self._eof_sent:
-                self._raise_if_finished()
+                self._raise_for_waiter()
 
     async def aclose(self) -> None:
         """Send everything buffered, then close the wrapped stream.
@@ -672,12 +685,16 @@ class _BufferedSendBase(trio.abc.SendStream):
             if state is not _BROKEN:
                 if state is not _CLOSING:
                     self._state = _CLOSING
-                    self._sender_lot.unpark_all()
+                    self._wake_sender()
                 try:
                     await self._wait_sent(self._sent + self._inflight + len(self._buf))
                 except trio.BrokenResourceError:
                     if self._write_api_used():
                         raise
+                except trio.ClosedResourceError:
+                    # Another task's aclose() closed it meanwhile (forcefully):
+                    # closed is what this call was asked for.
+                    pass
         finally:
             # Decide before _finish turns BROKEN into CLOSED.
             unreported = (
@@ -727,7 +744,38 @@ class _BufferedSendBase(trio.abc.SendStream):
         self._sender_started = True
         task_status.started()
         try:
-            await self._send_loop()
+            stream = self._stream
+            while True:
+                state = self._state
+                if (self._buf or self._segments) and (
+                    not self._corks or state or self._flush_waiting or self._drain_lot
+                ):
+                    if not await self._send_buffer(stream):
+                        break
+                elif state is _OPEN or state is _CLOSING:
+                    self._sender_wants_data = not self._corks
+                    self._direct_used = False
+                    self._parked_sender = current_task()
+                    try:
+                        await wait_task_rescheduled(self._abort_park)
+                    finally:
+                        self._sender_wants_data = False
+                elif state is _EOF_PENDING:
+                    assert isinstance(stream, trio.abc.HalfCloseableStream)
+                    try:
+                        await stream.send_eof()
+                    except Exception as exc:
+                        if self._state < _CLOSED:
+                            self._finish(_BROKEN, exc, "the wrapped stream's send_eof failed")
+                        break
+                    if self._state is _EOF_PENDING:
+                        self._state = _EOF_SENT
+                    self._eof_sent = True
+                    assert self._eof_event is not None
+                    self._eof_event.set()
+                    break
+                else:  # EOF_SENT, CLOSED, BROKEN: nothing more will ever be sent
+                    break
             if self._aborted:
                 # Aborting means the connection goes, not just the writer.
                 await trio.aclose_forcefully(self._stream)
@@ -744,39 +792,6 @@ class _BufferedSendBase(trio.abc.SendStream):
                     )
                 self._finish(_BROKEN, None, message)
             raise
-
-    async def _send_loop(self) -> None:
-        stream = self._stream
-        while True:
-            state = self._state
-            if (self._buf or self._segments) and (
-                not self._corks or state or self._flush_waiters or self._drain_lot
-            ):
-                if not await self._send_buffer(stream):
-                    return
-            elif state is _OPEN or state is _CLOSING:
-                self._sender_wants_data = not self._corks
-                self._direct_used = False
-                try:
-                    await self._sender_lot.park()
-                finally:
-                    self._sender_wants_data = False
-            elif state is _EOF_PENDING:
-                assert isinstance(stream, trio.abc.HalfCloseableStream)
-                try:
-                    await stream.send_eof()
-                except Exception as exc:
-                    if self._state < _CLOSED:
-                        self._finish(_BROKEN, exc, "the wrapped stream's send_eof failed")
-                    return
-                if self._state is _EOF_PENDING:
-                    self._state = _EOF_SENT
-                self._eof_sent = True
-                assert self._eof_event is not None
-                self._eof_event.set()
-                return
-            else:  # EOF_SENT, CLOSED, BROKEN: nothing more will ever be sent
-                return
 
     async def _send_buffer(self, stream: trio.abc.SendStream) -> bool:
         """Send everything queued; return False if the writer finished meanwhile."""
@@ -961,7 +976,14 @@ class _BufferedSendBase(trio.abc.SendStream):
 
     def _wake_sender(self) -> None:
         self._sender_wants_data = False
-        self._sender_lot.unpark_all()
+        task = self._parked_sender
+        if task is not None:
+            self._parked_sender = None
+            reschedule(task)
+
+    def _abort_park(self, _: RaiseCancelT) -> Abort:
+        self._parked_sender = None
+        return Abort.SUCCEEDED
 
     def _wake_drainers_if_low(self) -> None:
         if self._drain_lot and len(self._buf) + self._inflight <= self._low_water:
@@ -969,29 +991,40 @@ class _BufferedSendBase(trio.abc.SendStream):
 
     async def _wait_for_low_water(self) -> None:
         # The sender must not sit on a corked buffer while we wait for it.
-        self._sender_lot.unpark_all()
+        self._wake_sender()
         if self._guard is not None:
             self._guard.arm(True)
+        # Low water is reached once this much has been sent, if nothing more
+        # is written: a graceful close that sent it all satisfies the wait.
+        target = self._sent + self._inflight + len(self._buf) - self._low_water
         await self._drain_lot.park()
         # Woken either at low water or because the writer finished.
-        if self._state >= _CLOSED:
-            self._raise_if_finished()
+        if self._state >= _CLOSED and self._sent < target:
+            self._raise_for_waiter()
 
     async def _wait_sent(self, target: int) -> None:
         if self._sent >= target:
             await checkpoint()
             return
         waiters = self._flush_waiters
+        if waiters is None:
+            waiters = self._flush_waiters = deque()
         if waiters and waiters[-1][0] == target:
             event = waiters[-1][1]
         else:
             event = trio.Event()
             waiters.append((target, event))
-        self._sender_lot.unpark_all()
-        await event.wait()
+        self._wake_sender()
+        # Counted while waiting, so that the sender overrides corks only for
+        # flushes still waiting, not for cancelled ones.
+        self._flush_waiting += 1
+        try:
+            await event.wait()
+        finally:
+            self._flush_waiting -= 1
         if self._sent < target:
             # Only _finish sets an event early.
-            self._raise_if_finished()
+            self._raise_for_waiter()
 
     def _finish(
         self, state: WriterState, cause: BaseException | None = None, message: str = ""
@@ -1012,13 +1045,26 @@ class _BufferedSendBase(trio.abc.SendStream):
         if self._eof_event is not None:
             self._eof_event.set()
         self._drain_lot.unpark_all()
-        self._sender_lot.unpark_all()
+        self._wake_sender()
 
     def _raise_not_writable(self) -> None:
         self._raise_if_finished()
         raise trio.ClosedResourceError(
             "the writer is closing" if self._state is _CLOSING else "the writer has sent EOF"
         )
+
+    def _raise_for_waiter(self) -> None:
+        """Raise for a call that was waiting when the writer finished.
+
+        The failure if the writer broke meanwhile, even if another task has
+        closed it since (so every waiter sees the same chained error);
+        otherwise ClosedResourceError.
+        """
+        if self._error_message:
+            self._error_reported = True
+            raise trio.BrokenResourceError(self._error_message) from self._error
+        self._raise_if_finished()
+        raise trio.ClosedResourceError("the writer is closing")  # pragma: no cover
 
     def _raise_if_finished(self, *, broken_only: bool = False) -> None:
         """Raise the error for a CLOSED or BROKEN writer; return otherwise."""
