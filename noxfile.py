@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
-``nox -s demo``, ``nox -s bench``."""
+``nox -s demo``, ``nox -s bench``, ``nox -s soak``."""
 
 from __future__ import annotations
 
@@ -67,3 +67,10 @@ def bench(session: nox.Session) -> None:
         "docs/_static/bench.png",
         *session.posargs,
     )
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The soak: 1,000 loopback connections for 60 s (pass soak options after --)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_bufwriter", "soak", *session.posargs)

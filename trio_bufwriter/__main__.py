@@ -161,9 +161,17 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=_run_bench)
 
 
+def _add_soak(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``soak`` command (defined with the soak test itself)."""
+    from ._soak import add_soak_command
+
+    add_soak_command(commands)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_demo,
     _add_bench,
+    _add_soak,
 ]
 
 
