@@ -244,11 +244,6 @@ async def test_an_exception_group_raised_by_the_block_comes_out_as_that_group() 
     assert info.value.exceptions == (first, second)
 
 
-@pytest.mark.xfail(
-    reason="doubtful library bug: when the sender dies during the forced close, "
-    "the block's own exception is replaced by Cancelled and lost",
-    strict=True,
-)
 async def test_several_errors_come_out_as_a_group() -> None:
     # The block raises; closing then makes the sender's stuck send_all end
     # in KeyboardInterrupt: two errors at once.

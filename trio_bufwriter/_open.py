@@ -53,9 +53,11 @@ async def _running(writer: _W) -> AsyncIterator[_W]:
             except BaseException:
                 # The block failed: do not make the error wait on a peer that
                 # may never read.  Close at once; the block's own exception
-                # is the one to report, so a close failure is not raised
-                # over it.
-                with suppress(trio.BrokenResourceError):
+                # is the one to report, so neither a close failure nor a
+                # Cancelled from the close (the sender dying makes the
+                # nursery cancel us mid-close) is raised over it.  A pending
+                # cancellation is re-delivered at the next checkpoint.
+                with suppress(trio.BrokenResourceError, trio.Cancelled):
                     await trio.aclose_forcefully(writer)
                 raise
             await writer.aclose()
