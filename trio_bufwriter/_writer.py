@@ -367,11 +367,15 @@ class _BufferedSendBase(trio.abc.SendStream):
             self._raise_not_writable()
         if self._sender_wants_data:
             self._write_when_idle(data)
-        elif type(data) is bytes and len(data) >= BY_REFERENCE_MIN and not self._corks:
-            # (Corked bytes are copied: the uncork must send them in one go.)
-            self._queue_by_reference(data)
         else:
             try:
+                # len() first: it is the cheaper test, and small writes are
+                # the hot path.  (Corked bytes are copied: the uncork must
+                # send them in one go.)
+                if len(data) >= BY_REFERENCE_MIN and type(data) is bytes and not self._corks:
+                    self._queue_by_reference(data)
+                    self._write_calls += 1
+                    return
                 self._buf += data
             except TypeError:
                 raise _bad_data(data) from None
