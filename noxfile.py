@@ -1,5 +1,6 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
-``nox -s demo``, ``nox -s bench``, ``nox -s soak``."""
+``nox -s demo``, ``nox -s bench``, ``nox -s soak``, ``nox -s fanout``,
+``nox -s examples``."""
 
 from __future__ import annotations
 
@@ -74,3 +75,17 @@ def soak(session: nox.Session) -> None:
     """The soak: 1,000 loopback connections for 60 s (pass soak options after --)."""
     session.install("-e", ".")
     session.run("python", "-m", "trio_bufwriter", "soak", *session.posargs)
+
+
+@nox.session
+def fanout(session: nox.Session) -> None:
+    """The slow-consumer load test: 500 clients, one stuck, 10 s per phase."""
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_bufwriter", "fanout", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """The examples' tests (they drive each example with real clients)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_example_chat.py", *session.posargs)

@@ -168,10 +168,18 @@ def _add_soak(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     add_soak_command(commands)
 
 
+def _add_fanout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``fanout`` command (defined with the load test itself)."""
+    from ._fanout import add_fanout_command
+
+    add_fanout_command(commands)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_demo,
     _add_bench,
     _add_soak,
+    _add_fanout,
 ]
 
 
