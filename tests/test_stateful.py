@@ -274,7 +274,6 @@ class WriterMachine(RuleBasedStateMachine):
         self.cork_floor = 0
         self.ops: list[Op] = []
         self.seq = 0
-        self.flush_targets: list[int] = []
         self.eof_requested = False
         #: write()/writelines() succeeded at least once: a writer used only
         #: through send_all() closes quietly after a failure, as trio streams do
@@ -632,8 +631,6 @@ class WriterMachine(RuleBasedStateMachine):
         async def call(op: Op) -> None:
             op.state_at_call = w.state
             op.target = len(self.written)
-            if op.state_at_call < CLOSED:
-                self.flush_targets.append(op.target)
             await w.flush()
 
         await self._start(Op("flush"), call)
@@ -673,8 +670,6 @@ class WriterMachine(RuleBasedStateMachine):
             op.target = len(self.written)
             self.aclose_started = True
             self.aclose_calls += 1
-            if op.state_at_call < CLOSED:
-                self.flush_targets.append(op.target)
             await w.aclose()
 
         op = Op("aclose")
