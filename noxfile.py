@@ -88,4 +88,5 @@ def fanout(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """The examples' tests (they drive each example with real clients)."""
     session.install("-e", ".[test]")
+    session.run("mypy", "--strict", "examples")
     session.run("pytest", "tests/test_example_chat.py", *session.posargs)

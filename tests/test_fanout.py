@@ -29,10 +29,17 @@ from trio_bufwriter._fanout import (
     warmup_seconds,
 )
 
-# Thread mode: the clients share the GIL with the server, so a fast client can
-# fall a few milliseconds behind (a GIL switch interval): max_buffer leaves it
-# room for that, and the stuck client still reaches it within milliseconds.
-_SMALL = {"max_buffer": 1024 * 1024, "high_water": 16 * 1024, "client_side": "thread"}
+# Thread mode: the clients share the GIL with the server, so an unpaced
+# publisher can starve them (worse under coverage), and a fast client would
+# reach its limit.  Paced at 50,000 messages a second (12.8 MB/s a client),
+# a GIL switch interval is 64 kB behind at most, while the stuck client still
+# reaches max_buffer within a fraction of a phase.
+_SMALL = {
+    "max_buffer": 1024 * 1024,
+    "high_water": 16 * 1024,
+    "rate": 50_000,
+    "client_side": "thread",
+}
 
 
 def _summary_numbers(text: str) -> dict[str, str]:
@@ -132,7 +139,7 @@ def test_every_subscriber_gets_the_limits_and_the_writers_notsent_lowat(
         return real(stream, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_fanout, "open_buffered_stream", recording)
-    status, out = _thread_run(clients=3, seconds=0.3, stall_timeout=5.0)
+    status, out = _thread_run(clients=3, seconds=0.3, stall_timeout=5.0, notsent_lowat=None)
     assert status == 0, out
     assert "notsent_lowat 1,048,576 B (the writer's default)" in out
     # The writer's own default, not None (which would leave trio's 16 KiB).
@@ -365,7 +372,7 @@ def test_the_fanout_command_runs_run_fanout(monkeypatch: pytest.MonkeyPatch) -> 
         ]
     )
     assert args.run(args) == 7
-    defaults = {"stall_timeout": 2.0, "notsent_lowat": None}
+    defaults = {"stall_timeout": 2.0, "notsent_lowat": 65536}
     assert calls == [
         (500, 10.0, 256, None, 1 << 20, 65536, defaults),
         (20, 2.5, 64, 1000.0, 4096, 1024, {"stall_timeout": None, "notsent_lowat": 16384}),
