@@ -30,6 +30,7 @@ __all__ = [
     "BufferedWriter",
     "OverflowPolicy",
     "StallTimeoutError",
+    "Subscriber",
     "WriterState",
     "WriterStatistics",
     "open_buffered_stream",

@@ -9,7 +9,11 @@ from typing import final
 import trio
 
 from ._limits import BufferLimitError
-from ._writer import BytesLike, _bad_data, _BufferedSendBase
+from ._stream import BufferedStream
+from ._writer import BufferedWriter, BytesLike, _bad_data, _BufferedSendBase
+
+#: What a Broadcaster holds.
+Subscriber = BufferedWriter | BufferedStream
 
 
 @final
@@ -56,11 +60,11 @@ class Broadcaster:
 
     def __init__(self) -> None:
         # A dict as an insertion-ordered set.
-        self._writers: dict[_BufferedSendBase, None] = {}
+        self._writers: dict[Subscriber, None] = {}
         self._messages = 0
         self._dropped = 0
 
-    def add(self, writer: _BufferedSendBase) -> None:
+    def add(self, writer: Subscriber) -> None:
         """Subscribe *writer* (a :class:`BufferedWriter` or :class:`BufferedStream`)."""
         if not isinstance(writer, _BufferedSendBase):
             raise TypeError(
@@ -68,7 +72,7 @@ class Broadcaster:
             )
         self._writers[writer] = None
 
-    def discard(self, writer: _BufferedSendBase) -> None:
+    def discard(self, writer: Subscriber) -> None:
         """Unsubscribe *writer*, if it is subscribed."""
         self._writers.pop(writer, None)
 
@@ -78,10 +82,10 @@ class Broadcaster:
     def __contains__(self, writer: object) -> bool:
         return writer in self._writers
 
-    def __iter__(self) -> Iterator[_BufferedSendBase]:
+    def __iter__(self) -> Iterator[Subscriber]:
         return iter(list(self._writers))
 
-    def broadcast(self, data: BytesLike) -> list[tuple[_BufferedSendBase, Exception]]:
+    def broadcast(self, data: BytesLike) -> list[tuple[Subscriber, Exception]]:
         """Queue *data* to every subscriber; return the ones dropped, with why.
 
         Never blocks and never yields.  Each subscriber that raises
@@ -99,7 +103,7 @@ class Broadcaster:
                 message = memoryview(data).tobytes()
             except TypeError:
                 raise _bad_data(data, "broadcast()") from None
-        dropped: list[tuple[_BufferedSendBase, Exception]] = []
+        dropped: list[tuple[Subscriber, Exception]] = []
         for writer in list(self._writers):
             try:
                 writer.write(message)

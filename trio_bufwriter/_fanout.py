@@ -81,8 +81,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
+    from ._broadcast import Subscriber
     from ._stream import BufferedStream
-    from ._writer import _BufferedSendBase
 
 #: The fast clients' received throughput with the stuck client present must be
 #: at least this share of the throughput without it.
@@ -757,7 +757,7 @@ class _Phase:
         self.hub = hub
         self.out = out
         self.expected = phase.fast + phase.stuck
-        self.subscribers: dict[_BufferedSendBase, _Subscriber] = {}
+        self.subscribers: dict[Subscriber, _Subscriber] = {}
         self.all_in = trio.Event()
         self.stop = trio.Event()
         self.started = 0.0
@@ -856,7 +856,7 @@ class _Phase:
                 phase.fast_bytes_sent += stats.bytes_sent
                 phase.fast_send_calls += stats.send_calls
 
-    def record_drops(self, dropped: list[tuple[_BufferedSendBase, Exception]]) -> None:
+    def record_drops(self, dropped: list[tuple[Subscriber, Exception]]) -> None:
         at = trio.current_time() - self.started
         for writer, error in dropped:
             sub = self.subscribers[writer]
