@@ -5,7 +5,9 @@ awaitable ``flush()`` barrier, in front of any :class:`trio.abc.SendStream`,
 with one background task that merges everything queued into one send.
 """
 
-from ._broadcast import Broadcaster, BroadcastStatistics
+from types import FunctionType as _FunctionType
+
+from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._open import open_buffered_stream, open_buffered_writer
 from ._state import WriterState, WriterStatistics
@@ -37,9 +39,10 @@ __all__ = [
     "open_buffered_writer",
 ]
 
-# Show the public names as ours in reprs and docs, as trio does.
+# Show the public classes and functions as ours in reprs and docs, as trio
+# does.  (Constants and type aliases keep theirs: a Union cannot be renamed.)
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__"):
+    if isinstance(_obj, type | _FunctionType):
         _obj.__module__ = __name__
 del _name, _obj
