@@ -12,16 +12,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 
-
-def _positive_int(text: str) -> int:
-    """Parse a positive int (``300_000`` works too), for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from ._cli import positive_int
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -45,21 +36,21 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument(
         "--messages",
-        type=_positive_int,
+        type=positive_int,
         default=300_000,
         metavar="N",
         help="messages per run (default: %(default)s)",
     )
     parser.add_argument(
         "--size",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="BYTES",
         help="bytes per message (default: %(default)s)",
     )
     parser.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         metavar="R",
         help="timed runs of each method (default: %(default)s)",
@@ -69,7 +60,7 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _size_list(text: str) -> tuple[int, ...]:
     """Parse ``16,64,1024``: message sizes in bytes, for argparse."""
-    return tuple(_positive_int(part.strip()) for part in text.split(","))
+    return tuple(positive_int(part.strip()) for part in text.split(","))
 
 
 def _part_list(text: str) -> tuple[str, ...]:
@@ -134,7 +125,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="R",
         help="timed rounds of throughput and latency (default: 5, or 3 with --quick)",

@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Literal, TextIO, final
 import trio
 
 from ._broadcast import Broadcaster
+from ._cli import positive_float, positive_int
 from ._limits import BufferLimitError, StallTimeoutError
 from ._open import open_buffered_stream
 from ._soak import rss_bytes
@@ -1153,46 +1154,26 @@ def run_fanout(
 # The command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
 def _client_count(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"must be at least 2 (one fast, one stuck), got {value}")
     return value
 
 
 def _message_size(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value % _SEQ.size:
         raise argparse.ArgumentTypeError(f"must be a multiple of 8, got {value}")
     return value
 
 
 def _stall_timeout(text: str) -> float | None:
-    return None if text.lower() == "none" else _positive_float(text)
+    return None if text.lower() == "none" else positive_float(text)
 
 
 def _notsent_lowat(text: str) -> int | None:
-    return None if text.lower() == "default" else _positive_int(text)
+    return None if text.lower() == "default" else positive_int(text)
 
 
 def _run_fanout_command(args: argparse.Namespace) -> int:
@@ -1234,7 +1215,7 @@ def add_fanout_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument(
         "--seconds",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_SECONDS,
         metavar="S",
         help="seconds of publishing per phase (default: %(default)s)",
@@ -1248,21 +1229,21 @@ def add_fanout_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="MSGS",
         help="messages per second to offer (default: as fast as possible)",
     )
     parser.add_argument(
         "--max-buffer",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BUFFER,
         metavar="BYTES",
         help="each subscriber's max_buffer (default: %(default)s)",
     )
     parser.add_argument(
         "--high-water",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_HIGH_WATER,
         metavar="BYTES",
         help="each subscriber's high_water (default: %(default)s)",

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Literal, TextIO, final
 
 import trio
 
+from ._cli import positive_float, positive_int
 from ._open import open_buffered_stream
 from ._stream import BufferedStream
 
@@ -777,26 +778,6 @@ def run_soak(
 # The command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -826,14 +807,14 @@ def add_soak_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     parser.add_argument(
         "--connections",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="connections held open at once (default: %(default)s)",
     )
     parser.add_argument(
         "--seconds",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="seconds of load (default: %(default)s)",
