@@ -221,7 +221,7 @@ def test_a_byte_count_mismatch_fails_the_run(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_throughput_or_memory_miss_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_fanout, "THROUGHPUT_TARGET", 100.0)
-    monkeypatch.setattr(_fanout, "memory_bound", lambda clients, high_water, max_buffer: 1)
+    monkeypatch.setattr(_fanout, "memory_bound", lambda clients, high_water, max_buffer: 0)
     status, out = _thread_run(clients=3, seconds=0.3)
     assert status == 1
     numbers = _summary_numbers(out)

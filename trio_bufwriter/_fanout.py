@@ -709,7 +709,9 @@ class FanoutResult:
 
     @property
     def memory_ok(self) -> bool:
-        return self.complete and 0 < self.peak_rss < self.bound
+        # A peak of 0 bytes above the start is a pass (nothing grew), not a
+        # missing measurement: rss_start says whether RSS could be read.
+        return self.complete and self.rss_start > 0 and self.peak_rss < self.bound
 
     @property
     def delivery_ok(self) -> bool:
