@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import multiprocessing
 import os
 import platform
 import selectors
@@ -62,11 +61,10 @@ import signal
 import socket
 import struct
 import sys
-import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TextIO, final
+from typing import TYPE_CHECKING, TextIO, final
 
 import trio
 
@@ -75,12 +73,12 @@ from ._cli import positive_float, positive_int
 from ._limits import BufferLimitError, StallTimeoutError
 from ._open import open_buffered_stream
 from ._soak import rss_bytes
+from ._worker import Worker, WorkerKind
 from ._writer import DEFAULT_HIGH_WATER
 from ._writer import DEFAULT_NOTSENT_LOWAT as WRITER_NOTSENT_LOWAT
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-    from multiprocessing.process import BaseProcess
 
     from ._broadcast import Subscriber
     from ._stream import BufferedStream
@@ -502,7 +500,7 @@ def _clients_process_main(  # pragma: no cover - runs in the child
     _clients_main(control)
 
 
-ClientSide = Literal["process", "thread"]
+ClientSide = WorkerKind
 
 
 @final
@@ -510,24 +508,17 @@ class _ClientHandle:
     """The server's handle on the running client side."""
 
     def __init__(self, clients: int, kind: ClientSide) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._control, child = context.Pipe()
-        self._worker: BaseProcess | threading.Thread
-        if kind == "process":
-            self._worker = context.Process(
-                target=_clients_process_main,
-                args=(child, clients),
-                name="trio_bufwriter fanout clients",
-                daemon=True,
-            )
-        else:
-            # Only for tests: shares this process's GIL and memory.
-            self._worker = threading.Thread(target=_clients_main, args=(child,), daemon=True)
-        self._worker.start()
-        if kind == "process":
-            child.close()
+        self._worker = Worker(
+            kind,
+            _clients_process_main,
+            _clients_main,
+            (clients,) if kind == "process" else (),
+            name="trio_bufwriter fanout clients",
+            what="client process",
+            error=FanoutError,
+        )
         try:
-            ready = self._recv_blocking(_REPLY_TIMEOUT)
+            ready = self._worker.recv(_REPLY_TIMEOUT)
         except BaseException:  # pragma: no cover - it died starting
             self.close()
             raise
@@ -536,39 +527,14 @@ class _ClientHandle:
             raise FanoutError(f"the client process sent {ready!r} instead of 'ready'")
 
     def send(self, command: object) -> None:
-        try:
-            self._control.send(command)
-        except OSError as exc:  # pragma: no cover
-            raise FanoutError(f"the client process is gone: {exc!r}") from exc
+        self._worker.send(command)
 
     async def ask(self, command: object) -> object:
         """Send *command* and wait (in Trio) for the answer."""
-        self.send(command)
-        with trio.move_on_after(_REPLY_TIMEOUT):
-            await trio.lowlevel.wait_readable(self._control.fileno())
-            return self._recv_blocking(0)
-        raise FanoutError(  # pragma: no cover - it hung
-            f"the client process did not answer {command!r} within {_REPLY_TIMEOUT:g} s"
-        )
+        return await self._worker.ask(command, _REPLY_TIMEOUT)
 
     def close(self) -> None:
-        with suppress(OSError):
-            self._control.send(None)
-        self._worker.join(10)
-        if not isinstance(self._worker, threading.Thread):
-            if self._worker.is_alive():  # pragma: no cover
-                self._worker.terminate()
-                self._worker.join()
-            self._worker.close()
-        self._control.close()
-
-    def _recv_blocking(self, timeout: float) -> object:
-        try:
-            if not self._control.poll(timeout):  # pragma: no cover - it hung
-                raise FanoutError(f"the client process did not answer within {timeout:g} s")
-            return self._control.recv()
-        except (EOFError, OSError) as exc:  # pragma: no cover
-            raise FanoutError("the client process died") from exc
+        self._worker.close()
 
 
 # ----------------------------------------------------------------------

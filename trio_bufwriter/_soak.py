@@ -39,29 +39,26 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import multiprocessing
 import os
 import random
 import signal
 import socket
 import struct
 import sys
-import threading
 import zlib
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TextIO, final
+from typing import TYPE_CHECKING, TextIO, final
 
 import trio
 
 from ._cli import positive_float, positive_int
 from ._open import open_buffered_stream
 from ._stream import BufferedStream
+from ._worker import Worker, WorkerKind
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
-    from multiprocessing.process import BaseProcess
 
     from ._state import WriterStatistics
 
@@ -321,7 +318,7 @@ def _receiver_process_main(  # pragma: no cover - runs in the child
     _receiver_main(control, connections)
 
 
-ReceiverKind = Literal["process", "thread"]
+ReceiverKind = WorkerKind
 
 
 @final
@@ -329,26 +326,17 @@ class _Receiver:
     """The parent's handle on a running receiver."""
 
     def __init__(self, connections: int, kind: ReceiverKind) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._control, child = context.Pipe()
-        self._worker: BaseProcess | threading.Thread
-        if kind == "process":
-            self._worker = context.Process(
-                target=_receiver_process_main,
-                args=(child, connections),
-                name="trio_bufwriter soak receiver",
-                daemon=True,
-            )
-        else:
-            # Only for tests: shares this process's GIL and memory.
-            self._worker = threading.Thread(
-                target=_receiver_main, args=(child, connections), daemon=True
-            )
-        self._worker.start()
-        if kind == "process":
-            child.close()
+        self._worker = Worker(
+            kind,
+            _receiver_process_main,
+            _receiver_main,
+            (connections,),
+            name="trio_bufwriter soak receiver",
+            what="receiver",
+            error=SoakError,
+        )
         try:
-            port = self._recv(_REPLY_TIMEOUT)
+            port = self._worker.recv(_REPLY_TIMEOUT)
         except BaseException:
             self.close()
             raise
@@ -358,36 +346,16 @@ class _Receiver:
         self.port = port
 
     def send(self, command: str | None) -> None:
-        try:
-            self._control.send(command)
-        except OSError as exc:  # pragma: no cover
-            raise SoakError(f"the receiver is gone: {exc!r}") from exc
+        self._worker.send(command)
 
     async def report(self) -> _ReceiverReport:
-        self.send("report")
-        report = await trio.to_thread.run_sync(self._recv, _REPLY_TIMEOUT, abandon_on_cancel=True)
+        report = await self._worker.ask("report", _REPLY_TIMEOUT)
         if not isinstance(report, _ReceiverReport):  # pragma: no cover
             raise SoakError(f"the receiver sent {report!r} instead of its report")
         return report
 
     def close(self) -> None:
-        with suppress(OSError):
-            self._control.send(None)
-        self._worker.join(10)
-        if not isinstance(self._worker, threading.Thread):
-            if self._worker.is_alive():  # pragma: no cover
-                self._worker.terminate()
-                self._worker.join()
-            self._worker.close()
-        self._control.close()
-
-    def _recv(self, timeout: float) -> object:
-        try:
-            if not self._control.poll(timeout):
-                raise SoakError(f"the receiver did not answer within {timeout:g} s")
-            return self._control.recv()
-        except (EOFError, OSError) as exc:  # pragma: no cover
-            raise SoakError("the receiver died") from exc
+        self._worker.close()
 
 
 # ----------------------------------------------------------------------
