@@ -113,9 +113,15 @@ async def test_drain_from_a_thread_waits_for_low_water() -> None:
 
     def thread_main(writer: BufferedWriter) -> None:
         nonlocal over_high_water
+
+        def write() -> bool:
+            # Written and looked at in one trip into Trio: the sender cannot
+            # have sent anything in between.
+            writer.write(b"d" * 50_000)
+            return writer.need_drain
+
         for _ in range(20):
-            trio.from_thread.run_sync(writer.write, b"d" * 50_000)
-            over_high_water += trio.from_thread.run_sync(lambda: writer.need_drain)
+            over_high_water += trio.from_thread.run_sync(write)
             trio.from_thread.run(writer.drain)
             # Only this thread writes, and the sender only ever lowers it.
             assert trio.from_thread.run_sync(lambda: writer.buffered) <= writer.low_water
