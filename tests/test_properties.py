@@ -448,9 +448,10 @@ async def run_op(shared: Shared, task: int, seq: int, op: Op) -> int:
         record = make_record(task, seq, op.payload)
         calls = writer.statistics().write_calls
         # send_all writes before it first yields, so noting the record now
-        # keeps the true order; take it back if the write did not happen.
-        shared.wrote(record, before)
+        # keeps the true order; take it back (peak included) if the write
+        # did not happen.
         most_buffered = shared.most_buffered
+        shared.wrote(record, before)
         try:
             await writer.send_all(record)
         finally:
