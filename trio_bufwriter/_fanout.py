@@ -73,7 +73,7 @@ from ._cli import positive_float, positive_int
 from ._limits import BufferLimitError, StallTimeoutError
 from ._open import open_buffered_stream
 from ._soak import rss_bytes
-from ._worker import Worker, WorkerKind
+from ._worker import Worker, WorkerKind, ensure_fd_limit
 from ._writer import DEFAULT_HIGH_WATER
 from ._writer import DEFAULT_NOTSENT_LOWAT as WRITER_NOTSENT_LOWAT
 
@@ -258,20 +258,7 @@ def fix_malloc_thresholds() -> bool:
 
 
 def _ensure_fd_limit(needed: int) -> None:
-    """Raise this process's soft limit on open files to *needed*, if it is lower."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not Unix
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:  # pragma: no cover
-        raise FanoutError(
-            f"needs {needed:,} open files per process, but the hard limit is {hard:,} "
-            "(raise it with ulimit -n, or use fewer --clients)"
-        )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))  # pragma: no cover
+    ensure_fd_limit(needed, FanoutError, "--clients")
 
 
 def _mib(size: float) -> str:

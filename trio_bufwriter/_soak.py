@@ -55,7 +55,7 @@ import trio
 from ._cli import positive_float, positive_int
 from ._open import open_buffered_stream
 from ._stream import BufferedStream
-from ._worker import Worker, WorkerKind
+from ._worker import Worker, WorkerKind, ensure_fd_limit
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -168,20 +168,7 @@ def _heap_in_use_reader() -> Callable[[], int] | None:
 
 
 def _ensure_fd_limit(needed: int) -> None:
-    """Raise this process's soft limit on open files to *needed*, if it is lower."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not Unix
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:  # pragma: no cover
-        raise SoakError(
-            f"needs {needed:,} open files per process, but the hard limit is {hard:,} "
-            "(raise it with ulimit -n, or use fewer --connections)"
-        )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))  # pragma: no cover
+    ensure_fd_limit(needed, SoakError, "--connections")
 
 
 def _fds_needed(connections: int) -> int:

@@ -102,3 +102,24 @@ class Worker:
                 self._worker.join()
             self._worker.close()
         self._control.close()
+
+
+def ensure_fd_limit(needed: int, error: type[Exception], fewer: str) -> None:
+    """Raise this process's soft limit on open files to *needed*, if it is lower.
+
+    Raises *error* if the hard limit is lower still; *fewer* names the option
+    that asks for fewer connections.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:  # pragma: no cover
+        raise error(
+            f"needs {needed:,} open files per process, but the hard limit is {hard:,} "
+            f"(raise it with ulimit -n, or use fewer {fewer})"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))  # pragma: no cover
