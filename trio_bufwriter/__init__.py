@@ -10,7 +10,9 @@ from types import FunctionType as _FunctionType
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._open import open_buffered_stream, open_buffered_writer
-from ._state import WriterState, WriterStatistics
+from ._open_file import open_positional_writer
+from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
+from ._state import PositionalStatistics, WriterState, WriterStatistics
 from ._stream import BufferedStream
 from ._writer import (
     DEFAULT_HIGH_WATER,
@@ -25,18 +27,23 @@ __all__ = [
     "DEFAULT_HIGH_WATER",
     "DEFAULT_MAX_SEND_SIZE",
     "DEFAULT_NOTSENT_LOWAT",
+    "DEFAULT_POSITIONAL_HIGH_WATER",
     "BroadcastStatistics",
     "Broadcaster",
     "BufferLimitError",
     "BufferedStream",
     "BufferedWriter",
     "OverflowPolicy",
+    "PositionalStatistics",
+    "PositionalWriteError",
+    "PositionalWriter",
     "StallTimeoutError",
     "Subscriber",
     "WriterState",
     "WriterStatistics",
     "open_buffered_stream",
     "open_buffered_writer",
+    "open_positional_writer",
 ]
 
 # Show the public classes and functions as ours in reprs and docs, as trio

@@ -166,11 +166,19 @@ def _add_fanout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add_fanout_command(commands)
 
 
+def _add_positional_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``positional-bench`` command (defined with the benchmark itself)."""
+    from ._bench._positional import add_positional_bench_command
+
+    add_positional_bench_command(commands)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_demo,
     _add_bench,
     _add_soak,
     _add_fanout,
+    _add_positional_bench,
 ]
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
 
 import trio
 
 from ._stream import BufferedStream
-from ._writer import BufferedWriter, _BufferedSendBase
+from ._writer import BufferedWriter
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -21,7 +21,16 @@ if sys.version_info < (3, 11):  # pragma: no cover
     # trio itself depends on the backport on these Pythons.
     from exceptiongroup import BaseExceptionGroup
 
-_W = TypeVar("_W", bound=_BufferedSendBase)
+
+class _Owner(Protocol):
+    """A writer with a background task (``run``) and a graceful ``aclose``."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_W = TypeVar("_W", bound=_Owner)
 
 
 def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
@@ -44,7 +53,12 @@ def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
 
 
 @asynccontextmanager
-async def _running(writer: _W) -> AsyncIterator[_W]:
+async def running(writer: _W) -> AsyncIterator[_W]:
+    """Run *writer*'s task in a nursery of its own for the block, then close it.
+
+    A graceful close on a normal exit; a forceful one (and the block's error,
+    unchanged) if the block raises.  A single error comes out as itself.
+    """
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -57,8 +71,12 @@ async def _running(writer: _W) -> AsyncIterator[_W]:
                 # Cancelled from the close (the sender dying makes the
                 # nursery cancel us mid-close) is raised over it.  A pending
                 # cancellation is re-delivered at the next checkpoint.
-                with suppress(trio.BrokenResourceError, trio.Cancelled):
-                    await trio.aclose_forcefully(writer)
+                with (
+                    suppress(trio.BrokenResourceError, trio.Cancelled),
+                    trio.CancelScope() as forceful,
+                ):
+                    forceful.cancel()
+                    await writer.aclose()
                 raise
             await writer.aclose()
     except BaseExceptionGroup as group:
@@ -89,7 +107,7 @@ def open_buffered_writer(
 
     The keyword arguments are :class:`BufferedWriter`'s, checked right away.
     """
-    return _running(BufferedWriter(stream, **options))
+    return running(BufferedWriter(stream, **options))
 
 
 def open_buffered_stream(
@@ -101,4 +119,4 @@ def open_buffered_stream(
 
     The same as :func:`open_buffered_writer` in every other respect.
     """
-    return _running(BufferedStream(stream, **options))
+    return running(BufferedStream(stream, **options))

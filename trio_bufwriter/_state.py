@@ -55,3 +55,34 @@ class WriterStatistics:
     #: Seconds the buffer has been over high water with nothing sent (see
     #: ``stall_timeout``); 0.0 when it is not stalled.
     stalled_for: float = 0.0
+
+
+@final
+@dataclass(frozen=True)
+class PositionalStatistics:
+    """A snapshot of a :class:`PositionalWriter`'s counters, from its ``statistics()``."""
+
+    #: Calls to ``write_at()`` (empty writes included).
+    write_at_calls: int
+    #: Bytes accepted by ``write_at()`` so far.
+    bytes_accepted: int
+    #: Bytes accepted and not yet written (queued or in a worker thread).
+    pending: int
+    #: The most bytes ever pending at once.
+    peak_pending: int
+    #: Bytes the kernel accepted from ``pwrite``/``pwritev``.
+    bytes_written: int
+    #: Accepted bytes never written because a later write overwrote them first.
+    bytes_superseded: int
+    #: Contiguous runs written (each one or more system calls).
+    runs: int
+    #: ``pwrite``/``pwritev`` calls made.
+    syscalls: int
+    #: Trips to a worker thread (one per batch, plus one per lone ``fsync``).
+    thread_hops: int
+    #: Batches of pieces written.
+    batches: int
+    #: Successful ``fsync`` calls.
+    fsyncs: int
+    #: The writer's state: ``OPEN``, ``CLOSING``, ``CLOSED`` or ``BROKEN``.
+    state: WriterState

@@ -1,0 +1,127 @@
+"""open_positional_writer: open (or borrow) a file and run a PositionalWriter on it."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._open import running
+from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriter
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+# File systems that cannot preallocate say so with one of these; a sparse
+# file is then the best there is, not an error.
+_NO_FALLOCATE = frozenset({errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def _preallocate(fd: int, size: int) -> None:
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:  # pragma: no cover - macOS, Windows
+        return
+    try:
+        fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in _NO_FALLOCATE:
+            raise
+
+
+def _open(path: str | os.PathLike[str], create: bool, truncate: bool) -> int:
+    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+    if create:
+        flags |= os.O_CREAT
+    if truncate:
+        flags |= os.O_TRUNC
+    return os.open(path, flags, 0o666)
+
+
+def open_positional_writer(
+    file: str | os.PathLike[str] | int,
+    *,
+    create: bool = True,
+    truncate: bool = False,
+    preallocate: int | None = None,
+    high_water: int = DEFAULT_POSITIONAL_HIGH_WATER,
+    low_water: int | None = None,
+    fsync_on_close: bool = False,
+) -> AbstractAsyncContextManager[PositionalWriter]:
+    """Open *file* for positional writes, and run a :class:`PositionalWriter` on it.
+
+    ::
+
+        async with open_positional_writer("out.bin", preallocate=size) as writer:
+            writer.write_at(offset, piece)   # from any number of tasks
+            await writer.drain()
+
+    Args:
+      file: A path, opened write-only (never truncated unless asked, so
+        pieces can be added to an existing file), or a file descriptor, which
+        is borrowed: written to, and left open.
+      create: Create the file if it does not exist (mode ``0o666`` less the
+        umask).
+      truncate: Empty the file first.
+      preallocate: Reserve this many bytes with ``posix_fallocate`` before
+        writing, so that a file written out of order is not fragmented and a
+        full disk is found out at once (``ENOSPC`` raised here).  Skipped
+        where the platform or file system cannot do it.
+      high_water, low_water, fsync_on_close: As for :class:`PositionalWriter`.
+
+    The owner task runs in a nursery of the context manager's own.  On a
+    normal exit the writer is closed gracefully (:meth:`PositionalWriter.aclose`:
+    every pending write is written, then the optional ``fsync``).  If the
+    block raises, pieces not yet handed to a worker thread are discarded, the
+    one in flight (if any) finishes, the descriptor is closed, and the
+    block's exception propagates unchanged.  A single error comes out as
+    itself, not wrapped in an :exc:`ExceptionGroup`.
+
+    Raises:
+      OSError: opening or preallocating the file failed.
+      PositionalWriteError: a write failed and nothing in the block had
+        reported it.
+    """
+    if isinstance(file, bool):
+        raise TypeError("file must be a path or a file descriptor, not a bool")
+    # Check the writer's arguments before anything is opened.
+    PositionalWriter(-1, high_water=high_water, low_water=low_water)
+    if preallocate is not None and preallocate < 0:
+        raise ValueError(f"preallocate must not be negative, got {preallocate}")
+    return _open_and_run(file, create, truncate, preallocate, high_water, low_water, fsync_on_close)
+
+
+@asynccontextmanager
+async def _open_and_run(
+    file: str | os.PathLike[str] | int,
+    create: bool,
+    truncate: bool,
+    preallocate: int | None,
+    high_water: int,
+    low_water: int | None,
+    fsync_on_close: bool,
+) -> AsyncIterator[PositionalWriter]:
+    owned = not isinstance(file, int)
+    if isinstance(file, int):
+        fd = file
+    else:
+        fd = await trio.to_thread.run_sync(_open, file, create, truncate)
+    try:
+        if preallocate:
+            await trio.to_thread.run_sync(_preallocate, fd, preallocate)
+    except BaseException:
+        if owned:
+            os.close(fd)
+        raise
+    writer = PositionalWriter(
+        fd,
+        high_water=high_water,
+        low_water=low_water,
+        fsync_on_close=fsync_on_close,
+        close_fd=owned,
+    )
+    async with running(writer):
+        yield writer

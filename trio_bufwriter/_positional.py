@@ -1,0 +1,521 @@
+"""PositionalWriter: many tasks' out-of-order writes into one file, coalesced."""
+
+from __future__ import annotations
+
+import operator
+import os
+from typing import Final, final
+
+import trio
+from trio.lowlevel import ParkingLot, checkpoint, checkpoint_if_cancelled
+
+from ._pwrite import Outcome, write_runs
+from ._ranges import Range, coalesce, plan_batch
+from ._state import PositionalStatistics, WriterState
+from ._writer import BytesLike
+
+#: The default budget of bytes accepted by :meth:`PositionalWriter.write_at`
+#: and not yet written, above which :meth:`~PositionalWriter.drain` waits.
+DEFAULT_POSITIONAL_HIGH_WATER: Final = 8 * 1024 * 1024
+
+# An off_t is signed 64-bit; os.pwrite raises OverflowError past it, far
+# from the call that caused it.  Refuse such writes in write_at instead.
+_MAX_FILE_OFFSET: Final = (1 << 63) - 1
+
+
+@final
+class PositionalWriteError(trio.BrokenResourceError):
+    """A positional write failed; the writer is broken.
+
+    Its ``__cause__`` is the :exc:`OSError` the system call raised (for
+    example ``ENOSPC``, ``EFBIG``, ``EIO``), and :attr:`unwritten` lists the
+    byte ranges of accepted writes that are not in the file.  Every later
+    call on the writer raises a new :exc:`PositionalWriteError` with the same
+    cause and ranges.
+    """
+
+    #: ``(start, end)`` byte ranges (end exclusive), sorted and disjoint, of
+    #: accepted writes that did not reach the file.  Empty when the failing
+    #: call was an ``fsync`` (then which bytes are durable is unknown).
+    unwritten: list[Range]
+
+    def __init__(self, message: str, unwritten: list[Range]) -> None:
+        super().__init__(message)
+        self.unwritten = unwritten
+
+
+def _describe(ranges: list[Range], limit: int = 5) -> str:
+    if not ranges:
+        return "no accepted write was left unwritten"
+    total = sum(end - start for start, end in ranges)
+    shown = ", ".join(f"[{start}, {end})" for start, end in ranges[:limit])
+    more = f" and {len(ranges) - limit} more" if len(ranges) > limit else ""
+    return f"{total} bytes in {len(ranges)} ranges not written: {shown}{more}"
+
+
+@final
+class PositionalWriter(trio.abc.AsyncResource):
+    """Writes at file offsets from any number of tasks, merged into few system calls.
+
+    :meth:`write_at` never blocks: it queues the piece.  One owner task
+    (:meth:`run`) repeatedly takes every queued piece at once, sorts them by
+    offset, drops bytes a later write overwrote, gathers neighbours, and
+    issues the whole batch's ``pwritev`` calls in a single trip to a worker
+    thread.  The file ends up exactly as if the writes had been applied one
+    by one in call order.
+
+    Memory is bounded by backpressure on the bytes accepted and not yet
+    written: :meth:`drain` waits while more than *high_water* are pending.
+
+    Normally made by :func:`open_positional_writer`, which opens the file and
+    runs the owner task.  To run it in a nursery of your own::
+
+        writer = PositionalWriter(fd)
+        await nursery.start(writer.run)
+        ...
+        await writer.aclose()
+
+    Args:
+      fd: A file descriptor open for writing (not in append mode: ``pwrite``
+        ignores the offset on ``O_APPEND`` descriptors on Linux).
+      high_water: :meth:`drain` waits while more bytes than this are pending.
+      low_water: ... until at most this many are.  Defaults to a quarter of
+        *high_water*.
+      fsync_on_close: :meth:`aclose` calls ``os.fsync`` after the last write,
+        so that a clean close means the data is on stable storage.
+      close_fd: :meth:`aclose` closes *fd*.  Otherwise the descriptor is the
+        caller's and is left open.
+
+    Raises:
+      ValueError: a water mark is negative, or *low_water* > *high_water*.
+    """
+
+    __slots__ = (
+        "_batches",
+        "_bytes_accepted",
+        "_bytes_superseded",
+        "_bytes_written",
+        "_close_fd",
+        "_done_seq",
+        "_drain_lot",
+        "_failure",
+        "_failure_reported",
+        "_flush_waiters",
+        "_fsync_on_close",
+        "_fsyncs",
+        "_high_water",
+        "_hops",
+        "_low_water",
+        "_owner_done",
+        "_owner_lot",
+        "_peak_pending",
+        "_pending",
+        "_pieces",
+        "_runs",
+        "_seq",
+        "_started",
+        "_state",
+        "_sync_wanted",
+        "_synced_seq",
+        "_syscalls",
+        "_write_at_calls",
+        "fd",
+    )
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        high_water: int = DEFAULT_POSITIONAL_HIGH_WATER,
+        low_water: int | None = None,
+        fsync_on_close: bool = False,
+        close_fd: bool = False,
+    ) -> None:
+        if low_water is None:
+            low_water = high_water // 4
+        if high_water < 0 or low_water < 0:
+            raise ValueError("water marks must not be negative")
+        if low_water > high_water:
+            raise ValueError(f"low_water ({low_water}) must not exceed high_water ({high_water})")
+        #: The file descriptor written to.
+        self.fd = operator.index(fd)
+        self._high_water = high_water
+        self._low_water = low_water
+        self._fsync_on_close = fsync_on_close
+        self._close_fd = close_fd
+        self._state = WriterState.OPEN
+        # Pieces accepted since the owner's last trip, in call order.
+        self._pieces: list[tuple[int, bytes]] = []
+        self._pending = 0
+        self._peak_pending = 0
+        # Sequence numbers count non-empty write_at calls.  Every piece up to
+        # _done_seq has reached the OS; up to _synced_seq, an fsync followed.
+        self._seq = 0
+        self._done_seq = 0
+        self._synced_seq = 0
+        self._sync_wanted = 0
+        self._flush_waiters: list[tuple[int, bool, trio.Event]] = []
+        self._owner_lot = ParkingLot()
+        self._drain_lot = ParkingLot()
+        self._started = False
+        self._owner_done = trio.Event()
+        self._failure: PositionalWriteError | None = None
+        self._failure_reported = False
+        self._write_at_calls = 0
+        self._bytes_accepted = 0
+        self._bytes_written = 0
+        self._bytes_superseded = 0
+        self._runs = 0
+        self._syscalls = 0
+        self._hops = 0
+        self._batches = 0
+        self._fsyncs = 0
+
+    # ------------------------------------------------------------------
+    # Introspection
+
+    @property
+    def high_water(self) -> int:
+        """:meth:`drain` waits while more than this many bytes are pending."""
+        return self._high_water
+
+    @property
+    def low_water(self) -> int:
+        """A waiting :meth:`drain` returns once at most this many are."""
+        return self._low_water
+
+    @property
+    def pending(self) -> int:
+        """Bytes accepted by :meth:`write_at` that have not reached the OS yet."""
+        return self._pending
+
+    @property
+    def state(self) -> WriterState:
+        """:attr:`~WriterState.OPEN`, :attr:`~WriterState.CLOSING`,
+        :attr:`~WriterState.CLOSED` or :attr:`~WriterState.BROKEN`."""
+        return self._state
+
+    def statistics(self) -> PositionalStatistics:
+        """A snapshot of the writer's counters."""
+        return PositionalStatistics(
+            write_at_calls=self._write_at_calls,
+            bytes_accepted=self._bytes_accepted,
+            pending=self._pending,
+            peak_pending=self._peak_pending,
+            bytes_written=self._bytes_written,
+            bytes_superseded=self._bytes_superseded,
+            runs=self._runs,
+            syscalls=self._syscalls,
+            thread_hops=self._hops,
+            batches=self._batches,
+            fsyncs=self._fsyncs,
+            state=self._state,
+        )
+
+    # ------------------------------------------------------------------
+    # Writing
+
+    def write_at(self, offset: int, data: BytesLike) -> None:
+        """Queue *data* to be written at byte *offset* of the file.
+
+        Synchronous: it never blocks and never yields.  ``bytes`` are kept by
+        reference; any other buffer (``bytearray``, ``memoryview``, an
+        ``array``) is copied, so the caller may reuse it at once.  Where
+        writes overlap, the later call's bytes win, exactly as if every write
+        had been applied in call order.  Writing past the end of the file
+        extends it (with a hole, where the file system supports them).
+
+        Raises:
+          TypeError: *offset* is not an integer, or *data* is not bytes-like.
+          ValueError: *offset* is negative, or the write would end past the
+              largest file offset.
+          PositionalWriteError: an earlier write failed.
+          trio.ClosedResourceError: :meth:`aclose` has been called.
+        """
+        if self._state:
+            self._raise_if_finished()
+        if isinstance(offset, bool) or not hasattr(offset, "__index__"):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        offset = operator.index(offset)
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+        if type(data) is not bytes:
+            try:
+                data = memoryview(data).tobytes()
+            except TypeError:
+                raise TypeError(
+                    f"data must be a bytes-like object, not {type(data).__name__}"
+                ) from None
+        size = len(data)
+        if offset + size > _MAX_FILE_OFFSET:
+            raise ValueError(f"a write of {size} bytes at {offset} ends past the largest offset")
+        self._write_at_calls += 1
+        if not size:
+            return
+        self._pieces.append((offset, data))
+        self._seq += 1
+        self._bytes_accepted += size
+        self._pending += size
+        if self._pending > self._peak_pending:
+            self._peak_pending = self._pending
+        if self._owner_lot:
+            self._owner_lot.unpark()
+
+    async def drain(self) -> None:
+        """Apply backpressure: wait while more than :attr:`high_water` bytes are pending.
+
+        If more than :attr:`high_water` bytes are pending, wait until at most
+        :attr:`low_water` are; otherwise return at once.  Like
+        :meth:`BufferedWriter.drain`, it is always a cancellation point but
+        yields only when it waits, so that a task looping ``write_at(); await
+        drain()`` lets pieces pile up into large batches.  Cancelling a
+        waiting drain leaves the writer and its pieces untouched.
+
+        Raises:
+          PositionalWriteError: a write failed (now or before).
+          trio.ClosedResourceError: the writer is closed.
+        """
+        if self._state:
+            self._raise_if_finished()
+        if self._pending <= self._high_water:
+            await checkpoint_if_cancelled()
+            return
+        while self._pending > self._low_water:
+            self._raise_if_failed_or_closed()
+            await self._drain_lot.park()
+
+    async def flush(self, *, fsync: bool = False) -> None:
+        """Wait until every :meth:`write_at` before this call has reached the OS.
+
+        "Reached the OS" means the ``pwrite`` returned: other readers of the
+        file see the bytes, but a power failure may still lose them.  With
+        *fsync*, wait also for an ``os.fsync`` of the file that started after
+        those writes, which makes them durable.
+
+        It is always a checkpoint.  Any number of tasks may wait at once.
+        Cancelling it abandons only the wait: the pieces are still written
+        (and the fsync still runs, if it was asked for).
+
+        Raises:
+          PositionalWriteError: a write (or the fsync) failed before this
+              call's writes were done.
+          trio.ClosedResourceError: the writer is closed.
+        """
+        if self._state:
+            self._raise_if_finished()
+        target = self._seq
+        if fsync and target > self._sync_wanted:
+            self._sync_wanted = target
+        if self._flushed(target, fsync):
+            await checkpoint()
+            return
+        while True:
+            waiter = (target, fsync, trio.Event())
+            self._flush_waiters.append(waiter)
+            self._wake_owner()
+            try:
+                await waiter[2].wait()
+            finally:
+                self._flush_waiters.remove(waiter)
+            if self._flushed(target, fsync):
+                return
+            self._raise_if_failed_or_closed()
+
+    def _flushed(self, target: int, fsync: bool) -> bool:
+        return self._done_seq >= target and (not fsync or self._synced_seq >= target)
+
+    # ------------------------------------------------------------------
+    # Closing
+
+    async def aclose(self) -> None:
+        """Write everything pending, then close the file descriptor if this writer owns it.
+
+        With ``fsync_on_close``, an ``os.fsync`` follows the last write.
+        Later calls to anything but :meth:`aclose` and :meth:`statistics`
+        raise :exc:`trio.ClosedResourceError`.
+
+        If cancelled, pieces not yet handed to a worker thread are discarded;
+        a trip already in a worker thread cannot be interrupted, so aclose
+        waits for it (shielded) before closing the descriptor.  Nothing is
+        recorded as written that was not.  Then :exc:`trio.Cancelled`
+        propagates.  A second call returns once the first has finished.
+
+        Raises:
+          PositionalWriteError: a write failed and no call had reported it
+              yet; the descriptor is closed all the same.
+        """
+        if self._state is WriterState.CLOSED:
+            await checkpoint()
+            return
+        if self._state is WriterState.OPEN:
+            self._state = WriterState.CLOSING
+            if self._fsync_on_close and self._seq > self._sync_wanted:
+                self._sync_wanted = self._seq
+        self._wake_owner()
+        try:
+            if not self._started:
+                # Nobody ever ran the owner: do its work here.
+                self._started = True
+                try:
+                    await self._write_all()
+                finally:
+                    self._owner_done.set()
+            await self._owner_done.wait()
+        except BaseException:
+            self._discard_queued()
+            with trio.CancelScope(shield=True):
+                await self._owner_done.wait()
+                await self._close()
+            raise
+        with trio.CancelScope(shield=True):
+            await self._close()
+        failure = self._failure
+        if failure is not None and not self._failure_reported:
+            self._failure_reported = True
+            raise self._new_error(failure)
+
+    async def _close(self) -> None:
+        """Enter CLOSED, wake every waiter, and close the descriptor if it is ours."""
+        self._state = WriterState.CLOSED
+        self._wake_everyone()
+        if self._close_fd:
+            self._close_fd = False
+            # Closing can block (NFS flushes on close), so not in the event loop.
+            await trio.to_thread.run_sync(os.close, self.fd)
+
+    def _discard_queued(self) -> None:
+        """Drop queued pieces (aclose was cancelled), noting them as a failure."""
+        if self._pieces:
+            unwritten = coalesce([(offset, offset + len(data)) for offset, data in self._pieces])
+            self._pending -= sum(len(data) for _, data in self._pieces)
+            self._pieces = []
+            if self._failure is None:
+                self._failure = PositionalWriteError(
+                    "aclose() was cancelled before these writes: " + _describe(unwritten),
+                    unwritten,
+                )
+                # The caller sees Cancelled, and knows writes were abandoned.
+                self._failure_reported = True
+
+    # ------------------------------------------------------------------
+    # The owner task
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the owner task until the writer is closed or broken.
+
+        It takes every queued piece at once, plans them (sort, drop overwritten
+        bytes, gather neighbours) and writes the batch in one worker-thread
+        trip; ``flush(fsync=True)`` requests ride along in the same trip.
+        Start it with ``await nursery.start(writer.run)``.
+
+        A trip in a worker thread is never abandoned: cancelling the owner
+        lets it finish and records its result, then the writer becomes
+        broken, with the pieces still queued listed as unwritten.
+
+        Raises:
+          RuntimeError: it was already started.
+        """
+        if self._started:
+            raise RuntimeError("this PositionalWriter's owner task was already started")
+        self._started = True
+        task_status.started()
+        try:
+            await self._write_all()
+        except BaseException as exc:
+            if self._failure is None:
+                self._fail(exc, [])
+            raise
+        finally:
+            self._owner_done.set()
+
+    async def _write_all(self) -> None:
+        """Write batches until closing with nothing left, or broken."""
+        while self._failure is None:
+            if self._pieces or self._sync_wanted > self._synced_seq:
+                await self._write_batch()
+            elif self._state:
+                return
+            else:
+                await self._owner_lot.park()
+
+    async def _write_batch(self) -> None:
+        batch = self._pieces
+        self._pieces = []
+        target = self._seq
+        sync = self._sync_wanted > self._synced_seq
+        plan = plan_batch(batch) if batch else None
+        runs = plan.runs if plan is not None else []
+        self._hops += 1
+        # Not abandonable: the thread is using self.fd, and a descriptor must
+        # never be closed (and perhaps reused) under a write in flight.  A
+        # cancellation is delivered at the owner's next checkpoint instead.
+        outcome: Outcome = await trio.to_thread.run_sync(
+            write_runs, self.fd, runs, sync, abandon_on_cancel=False
+        )
+        self._batches += 1 if batch else 0
+        self._runs += len(runs)
+        self._syscalls += outcome.syscalls
+        self._bytes_written += outcome.bytes_written
+        if plan is not None:
+            self._bytes_superseded += plan.superseded
+        self._pending -= sum(len(data) for _, data in batch)
+        if outcome.error is not None:
+            self._fail(outcome.error, outcome.unwritten, outcome.failed_call)
+            return
+        self._done_seq = target
+        if sync:
+            self._fsyncs += 1
+            self._synced_seq = target
+        self._wake_waiters()
+
+    # ------------------------------------------------------------------
+    # Failure and wakeups
+
+    def _fail(self, cause: BaseException, unwritten: list[Range], call: str = "pwrite") -> None:
+        unwritten = coalesce(
+            unwritten + [(offset, offset + len(data)) for offset, data in self._pieces]
+        )
+        if isinstance(cause, OSError):
+            message = f"{call} failed ({cause}); " + _describe(unwritten)
+        else:
+            message = "the owner task was cancelled or failed; " + _describe(unwritten)
+        self._failure = PositionalWriteError(message, unwritten)
+        self._failure.__cause__ = cause
+        self._pending -= sum(len(data) for _, data in self._pieces)
+        self._pieces = []
+        if self._state is not WriterState.CLOSED:
+            self._state = WriterState.BROKEN
+        self._wake_everyone()
+
+    def _new_error(self, failure: PositionalWriteError) -> PositionalWriteError:
+        error = PositionalWriteError(str(failure), list(failure.unwritten))
+        error.__cause__ = failure.__cause__
+        return error
+
+    def _raise_if_finished(self) -> None:
+        """Raise why new work is refused (the state is not OPEN)."""
+        if self._failure is not None and self._state is WriterState.BROKEN:
+            self._failure_reported = True
+            raise self._new_error(self._failure)
+        raise trio.ClosedResourceError("the PositionalWriter is closed")
+
+    def _raise_if_failed_or_closed(self) -> None:
+        """Raise why a waiter's wait is over (a waiter keeps waiting through CLOSING)."""
+        if self._state is WriterState.BROKEN or self._state is WriterState.CLOSED:
+            self._raise_if_finished()
+
+    def _wake_owner(self) -> None:
+        self._owner_lot.unpark_all()
+
+    def _wake_waiters(self) -> None:
+        if self._pending <= self._low_water:
+            self._drain_lot.unpark_all()
+        for target, sync, event in self._flush_waiters:
+            if self._done_seq >= target and (not sync or self._synced_seq >= target):
+                event.set()
+
+    def _wake_everyone(self) -> None:
+        self._owner_lot.unpark_all()
+        self._drain_lot.unpark_all()
+        for _, _, event in self._flush_waiters:
+            event.set()

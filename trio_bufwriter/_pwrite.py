@@ -1,0 +1,98 @@
+"""The worker-thread side of the positional writer: one batch's system calls.
+
+Everything here runs in a worker thread, in one trip per batch, and touches
+nothing of the writer's: it takes the planned runs and returns an
+:class:`Outcome` that the owner task applies when the thread is done.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import final
+
+from ._ranges import Range, Run
+
+
+@final
+@dataclass(slots=True)
+class Outcome:
+    """What one trip to the worker thread did."""
+
+    #: Bytes the kernel accepted.
+    bytes_written: int = 0
+    #: ``pwrite``/``pwritev`` calls made.
+    syscalls: int = 0
+    #: Whether the requested ``fsync`` ran and succeeded.
+    synced: bool = False
+    #: The first error, after which nothing more was attempted.
+    error: OSError | None = None
+    #: The call that raised :attr:`error`: ``"pwrite"`` or ``"fsync"``.
+    failed_call: str = "pwrite"
+    #: The ranges of the batch that were not written because of :attr:`error`.
+    unwritten: list[Range] = field(default_factory=list)
+
+
+if hasattr(os, "pwritev"):
+
+    def _pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+        if len(buffers) == 1:
+            return os.pwrite(fd, buffers[0], offset)
+        return os.pwritev(fd, buffers, offset)
+
+else:  # pragma: no cover - e.g. macOS before 11: the first buffer, then the loop goes on
+
+    def _pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+        return os.pwrite(fd, buffers[0], offset)
+
+
+def _advance(buffers: list[memoryview], done: int) -> list[memoryview]:
+    """The buffers left after the first *done* bytes of *buffers* were written."""
+    for index, buffer in enumerate(buffers):
+        if done < len(buffer):
+            return [buffer[done:], *buffers[index + 1 :]]
+        done -= len(buffer)
+    return []
+
+
+def write_runs(fd: int, runs: list[Run], sync: bool) -> Outcome:
+    """Write every run at its offset, each to the last byte, then ``fsync`` if *sync*.
+
+    A short write (a signal, a quota, the 2 GiB cap per call) is continued
+    from where it stopped.  The first error stops the trip: the outcome names
+    the ranges not written, and no later run is attempted, so the file never
+    holds a later write's bytes without an earlier one's that the caller was
+    told succeeded.
+    """
+    outcome = Outcome()
+    for index, run in enumerate(runs):
+        offset = run.offset
+        buffers = run.buffers
+        remaining = run.length
+        try:
+            while remaining:
+                done = _pwritev(fd, buffers, offset)
+                outcome.syscalls += 1
+                if done <= 0:
+                    # Only a zero-length request may write nothing; never spin.
+                    raise OSError(errno.EIO, "the positional write made no progress")
+                outcome.bytes_written += done
+                offset += done
+                remaining -= done
+                if remaining:
+                    buffers = _advance(buffers, done)
+        except OSError as exc:
+            outcome.error = exc
+            outcome.unwritten = [(offset, offset + remaining)]
+            outcome.unwritten += [(later.offset, later.end) for later in runs[index + 1 :]]
+            return outcome
+    if sync:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            outcome.error = exc
+            outcome.failed_call = "fsync"
+            return outcome
+        outcome.synced = True
+    return outcome
