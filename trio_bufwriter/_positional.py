@@ -445,13 +445,20 @@ class PositionalWriter(trio.abc.AsyncResource):
         sync = self._sync_wanted > self._synced_seq
         plan = plan_batch(batch) if batch else None
         runs = plan.runs if plan is not None else []
+        try:
+            # Not abandonable: the thread is using self.fd, and a descriptor
+            # must never be closed (and perhaps reused) under a write in
+            # flight.  A cancellation arriving during the trip is delivered
+            # at the owner's next checkpoint instead.
+            outcome: Outcome = await trio.to_thread.run_sync(
+                write_runs, self.fd, runs, sync, abandon_on_cancel=False
+            )
+        except BaseException:
+            # Cancelled before the thread started (or the trip itself blew
+            # up): none of the batch is recorded as written.
+            self._pieces[:0] = batch
+            raise
         self._hops += 1
-        # Not abandonable: the thread is using self.fd, and a descriptor must
-        # never be closed (and perhaps reused) under a write in flight.  A
-        # cancellation is delivered at the owner's next checkpoint instead.
-        outcome: Outcome = await trio.to_thread.run_sync(
-            write_runs, self.fd, runs, sync, abandon_on_cancel=False
-        )
         self._batches += 1 if batch else 0
         self._runs += len(runs)
         self._syscalls += outcome.syscalls

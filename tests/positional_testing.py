@@ -1,0 +1,69 @@
+"""Helpers shared by the PositionalWriter test modules."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from trio_bufwriter import _positional
+from trio_bufwriter._pwrite import Outcome, write_runs
+from trio_bufwriter._ranges import Run
+
+
+def read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def fd_is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+class GatedTrips:
+    """Hold each worker-thread trip of the positional writer until released.
+
+    Installed over the ``write_runs`` the writer calls, it records each
+    trip's runs, waits in the worker thread until the test calls
+    :meth:`release`, then does the real writes.
+    """
+
+    def __init__(self) -> None:
+        self.trips: list[list[Run]] = []
+        self._entered = threading.Semaphore(0)
+        self._permits = threading.Semaphore(0)
+
+    def __call__(self, fd: int, runs: list[Run], sync: bool) -> Outcome:
+        self.trips.append(runs)
+        self._entered.release()
+        # A bound, so that a test that forgot to release fails, not hangs.
+        if not self._permits.acquire(timeout=10):  # pragma: no cover
+            raise AssertionError("a trip was never released")
+        return write_runs(fd, runs, sync)
+
+    async def wait_entered(self) -> None:
+        """Wait (in a thread of its own) until a trip has entered the gate."""
+        await trio.to_thread.run_sync(self._entered.acquire)
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._permits.release()
+
+
+@contextmanager
+def gated_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedTrips]:
+    gate = GatedTrips()
+    monkeypatch.setattr(_positional, "write_runs", gate)
+    try:
+        yield gate
+    finally:
+        # Never leave a worker thread parked behind the test.
+        gate.release(100)
