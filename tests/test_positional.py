@@ -420,6 +420,7 @@ async def test_a_flush_waiting_when_aclose_starts_completes(
             writer.write_at(1, b"b")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(writer.flush)
+                await trio.testing.wait_all_tasks_blocked()
                 nursery.start_soon(writer.aclose)
                 await trio.testing.wait_all_tasks_blocked()
                 assert writer.state is WriterState.CLOSING
