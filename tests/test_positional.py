@@ -304,6 +304,31 @@ async def test_flush_returns_once_earlier_writes_are_readable(path: Path) -> Non
         assert os.pread(os.open(path, os.O_RDONLY | os.O_CLOEXEC), 8, 0) == b"headtail"
 
 
+async def test_flush_waits_for_a_write_made_while_a_trip_was_in_flight(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trio.fail_after(10), gated_trips(monkeypatch) as gate:
+        async with open_positional_writer(path) as writer:
+            writer.write_at(0, b"a")
+            await gate.wait_entered()
+            writer.write_at(1, b"b")  # not in the trip under way
+            flushed = False
+
+            async def flusher() -> None:
+                nonlocal flushed
+                await writer.flush()
+                flushed = True
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flusher)
+                gate.release()
+                await gate.wait_entered()  # the second trip, with b
+                await trio.testing.wait_all_tasks_blocked()
+                assert not flushed
+                gate.release()
+            assert path.read_bytes() == b"ab"
+
+
 async def test_flush_with_fsync_syncs_after_the_writes(path: Path) -> None:
     async with open_positional_writer(path) as writer:
         await writer.flush(fsync=True)  # nothing written yet: nothing to sync

@@ -271,6 +271,13 @@ class PositionalWriter(trio.abc.AsyncResource):
         drain()`` lets pieces pile up into large batches.  Cancelling a
         waiting drain leaves the writer and its pieces untouched.
 
+        The bound it gives: producers that call ``await drain()`` *before*
+        each :meth:`write_at` keep :attr:`pending` at most one piece over
+        *high_water* (as long as *low_water* plus one piece per producer fits
+        under *high_water*).  Producers that write first and drain after may
+        each hold one piece in the writer while they wait, so the bound is
+        one piece per producer over *high_water*.
+
         Raises:
           PositionalWriteError: a write failed (now or before).
           trio.ClosedResourceError: the writer is closed.
