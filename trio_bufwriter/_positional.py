@@ -345,7 +345,8 @@ class PositionalWriter(trio.abc.AsyncResource):
         a trip already in a worker thread cannot be interrupted, so aclose
         waits for it (shielded) before closing the descriptor.  Nothing is
         recorded as written that was not.  Then :exc:`trio.Cancelled`
-        propagates.  A second call returns once the first has finished.
+        propagates.  A call made while another is closing waits for the
+        same writes; one made after the close returns at once.
 
         Raises:
           PositionalWriteError: a write failed and no call had reported it

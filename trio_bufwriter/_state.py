@@ -13,6 +13,9 @@ class WriterState(enum.IntEnum):
 
     The states only ever move forward, in this order, except that
     :attr:`BROKEN` can be entered from any state before :attr:`CLOSED`.
+    A :class:`PositionalWriter` uses :attr:`OPEN`, :attr:`CLOSING`,
+    :attr:`BROKEN` and :attr:`CLOSED` (a broken one still ends CLOSED once
+    :meth:`~PositionalWriter.aclose` has closed it).
     """
 
     #: Accepting writes.
