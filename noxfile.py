@@ -1,10 +1,15 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
-``nox -s demo``, ``nox -s bench``, ``nox -s soak``, ``nox -s fanout``,
-``nox -s examples``."""
+``nox -s docs``, ``nox -s examples``, ``nox -s demo``, ``nox -s bench``,
+``nox -s positional_bench``, ``nox -s soak``, ``nox -s fanout``,
+``nox -s thorough``.  CONTRIBUTING.md says what each is for."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
+
+EXAMPLE_TESTS = sorted(str(path) for path in Path("tests").glob("test_example_*.py"))
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
@@ -40,9 +45,27 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package and the examples."""
     session.install("-e", ".[test]")
     session.run("mypy", "--strict", "trio_bufwriter")
+    session.run("mypy", "--strict", "examples")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx docs with warnings as errors, and run the docs' snippets."""
+    session.install("-e", ".[docs,test]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        env={"TRIO_BUFWRITER_DOCS_OFFLINE": "1"} if "offline" in session.posargs else {},
+    )
+    session.run("pytest", "tests/test_docs_snippets.py", "tests/test_positional_snippet.py")
 
 
 @nox.session
@@ -86,7 +109,16 @@ def fanout(session: nox.Session) -> None:
 
 @nox.session
 def examples(session: nox.Session) -> None:
-    """The examples' tests (they drive each example with real clients)."""
+    """The examples' tests: each drives its example with a real client
+    (httpx, redis-py, raw sockets)."""
     session.install("-e", ".[test]")
     session.run("mypy", "--strict", "examples")
-    session.run("pytest", "tests/test_example_chat.py", *session.posargs)
+    session.run("pytest", *EXAMPLE_TESTS, *session.posargs)
+
+
+@nox.session(name="positional_bench")
+def positional_bench(session: nox.Session) -> None:
+    """The positional-writer benchmark: a 256 MiB file in 16 KiB pieces from
+    8 tasks, against a thread hop per piece and one sequential write."""
+    session.install("-e", ".")
+    session.run("python", "-m", "trio_bufwriter", "positional-bench", *session.posargs)
