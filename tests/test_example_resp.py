@@ -1,0 +1,295 @@
+"""examples/resp_server.py: redis-py's commands and pipelines, error replies, the
+parser on partial and malformed input, and the script itself."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import pytest
+import redis
+import trio
+
+RESP_SERVER = Path(__file__).resolve().parents[1] / "examples" / "resp_server.py"
+
+T = TypeVar("T")
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("resp_server_example", RESP_SERVER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+resp = _load_example()
+
+
+async def _serve(nursery: trio.Nursery, server: Any) -> int:
+    port: int = await nursery.start(partial(resp.serve, 0, server=server))
+    return port
+
+
+async def _with_redis(port: int, use: Callable[[redis.Redis], T]) -> T:
+    """Run *use* with a redis-py client connected to *port*, in a thread: the
+    client blocks, and the server runs in this trio run meanwhile."""
+
+    def run() -> T:
+        # protocol=2: the server speaks RESP2, redis-py 8 asks for RESP3.
+        # socket_timeout: a server that never answers fails the test rather
+        # than leaving the thread stuck (a thread cannot be cancelled).
+        with redis.Redis(host="127.0.0.1", port=port, protocol=2, socket_timeout=10) as client:
+            return use(client)
+
+    return await trio.to_thread.run_sync(run)
+
+
+async def _receive_all(stream: trio.abc.ReceiveStream) -> bytes:
+    received = bytearray()
+    while data := await stream.receive_some():
+        received += data
+    return bytes(received)
+
+
+async def _receive_until(stream: trio.abc.ReceiveStream, expected: bytes) -> bytes:
+    received = b""
+    while len(received) < len(expected):
+        data = await stream.receive_some()
+        assert data, f"end of stream after {received!r}"
+        received += data
+    return received
+
+
+async def test_single_commands_from_redis_py_get_redis_replies() -> None:
+    server = resp.RespServer()
+    big = bytes(range(256)) * 4096  # 1 MiB, every byte value (and CRLFs) in it
+
+    def use(client: redis.Redis) -> None:
+        assert client.ping() is True
+        assert client.echo(b"hi\r\nthere") == b"hi\r\nthere"
+        assert client.get("missing") is None
+        assert client.set("greeting", "hello") is True
+        assert client.get("greeting") == b"hello"
+        assert client.set("greeting", b"") is True
+        assert client.get("greeting") == b""
+        assert client.set("big", big) is True
+        assert client.get("big") == big
+        assert client.exists("greeting", "big", "missing") == 2
+        assert client.dbsize() == 2
+        assert client.delete("greeting", "missing") == 1
+        assert client.get("greeting") is None
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            await _with_redis(port, use)
+            nursery.cancel_scope.cancel()
+    assert server.data == {b"big": big}
+    assert server.connections == 1
+
+
+async def test_a_pipeline_of_a_thousand_sets_then_gets_gets_every_reply_in_order() -> None:
+    server = resp.RespServer()
+    count = 1000
+
+    def use(client: redis.Redis) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for i in range(count):
+            pipe.set(f"key:{i}", f"value {i}")
+        for i in range(count):
+            pipe.get(f"key:{i}")
+        pipe.get("key:missing")
+        return pipe.execute()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            results = await _with_redis(port, use)
+            nursery.cancel_scope.cancel()
+    assert results[:count] == [True] * count
+    assert results[count:] == [b"value %d" % i for i in range(count)] + [None]
+    assert len(server.data) == count
+
+
+async def test_the_replies_to_a_pipeline_go_out_in_a_few_sends() -> None:
+    class CountingServer(resp.RespServer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.statistics: list[Any] = []
+            self.served = trio.Event()
+
+        async def serve_connection(self, conn: Any) -> None:
+            await super().serve_connection(conn)
+            self.statistics.append(conn.statistics())
+            self.served.set()
+
+    def use(client: redis.Redis) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for i in range(1000):
+            pipe.set(f"key:{i}", "value")
+        return pipe.execute()
+
+    server = CountingServer()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            assert await _with_redis(port, use) == [True] * 1000
+            # The client has closed the connection: wait for the handler to see it.
+            await server.served.wait()
+            nursery.cancel_scope.cancel()
+    [statistics] = server.statistics
+    # One write per reply (plus redis-py's CLIENT SETINFO calls on connect),
+    # but each batch that arrived in one receive went out in one or two sends.
+    assert statistics.write_calls >= 1000
+    assert statistics.send_calls <= 50, statistics
+
+
+async def test_unknown_commands_and_wrong_arities_are_errors_and_the_connection_lives_on() -> None:
+    def use(client: redis.Redis) -> list[Any]:
+        with pytest.raises(redis.ResponseError, match=r"^unknown command 'NOSUCH', with args"):
+            client.execute_command("NOSUCH", "a", "b")
+        with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
+            client.execute_command("GET")
+        with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'set'"):
+            client.execute_command("SET", "k", "v", "EX", "10")
+        # Command names are case-insensitive.
+        assert client.execute_command("set", "k", "v") is True
+        # In a pipeline, each error takes its command's place.
+        pipe = client.pipeline(transaction=False)
+        pipe.get("k")
+        pipe.execute_command("FLY")
+        pipe.ping()
+        return pipe.execute(raise_on_error=False)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, resp.RespServer())
+            first, error, pong = await _with_redis(port, use)
+            nursery.cancel_scope.cancel()
+    assert (first, pong) == (b"v", True)
+    assert isinstance(error, redis.ResponseError)
+    assert str(error).startswith("unknown command 'FLY'")
+
+
+async def test_a_client_asking_for_resp3_is_told_to_use_resp2() -> None:
+    def use() -> None:
+        with (
+            redis.Redis(host="127.0.0.1", port=port, protocol=3, socket_timeout=10) as client,
+            pytest.raises(redis.ResponseError, match=r"^NOPROTO .* pass protocol=2"),
+        ):
+            client.ping()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, resp.RespServer())
+            await trio.to_thread.run_sync(use)
+            # HELLO 2 (or none) is answered with the server's details.
+            hello = await _with_redis(port, lambda client: client.execute_command("HELLO", 2))
+            nursery.cancel_scope.cancel()
+    assert hello[:4] == [b"server", b"trio_bufwriter-example", b"proto", 2]
+
+
+async def test_inline_and_resp_commands_sent_together_are_answered_in_order() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, resp.RespServer())
+            async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+                await client.send_all(
+                    b"PING\r\n"
+                    b"\r\n"  # an empty line: ignored
+                    b"set  k  inline\n"
+                    b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+                    b"*0\r\n"  # an empty command: ignored
+                    b"ping hello\r\n"
+                    b"GET nothing\r\n"
+                )
+                expected = b"+PONG\r\n+OK\r\n$6\r\ninline\r\n$5\r\nhello\r\n$-1\r\n"
+                assert await _receive_until(client, expected) == expected
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_protocol_error_is_answered_and_the_connection_closed() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, resp.RespServer())
+            async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+                await client.send_all(b"PING\r\n*1\r\n$x\r\nPING\r\n")
+                received = await _receive_all(client)
+            nursery.cancel_scope.cancel()
+    # The reply to what came before, the error, then the end: nothing after
+    # the error is executed.
+    assert received == b"+PONG\r\n-ERR Protocol error: invalid bulk length b'x'\r\n"
+
+
+def test_the_parser_waits_for_the_rest_of_a_command_split_anywhere() -> None:
+    command = b"*3\r\n$3\r\nSET\r\n$4\r\nk\r\ny\r\n$0\r\n\r\n"
+    for cut in range(len(command)):
+        assert resp.parse_command(bytearray(command[:cut] or b"*"), 0) is None, cut
+    tail = b"PING\r\n"
+    assert resp.parse_command(bytearray(command + tail), 0) == (
+        [b"SET", b"k\r\ny", b""],
+        len(command),
+    )
+    assert resp.parse_command(bytearray(command + tail), len(command)) == (
+        [b"PING"],
+        len(command) + len(tail),
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"*x\r\n", "invalid multibulk length b'x'"),
+        (b"*+1\r\n", "invalid multibulk length b'+1'"),
+        (b"*9999999999\r\n", "invalid multibulk length 9999999999"),
+        (b"*1\r\n+OK\r\n", "expected '$', got '+'"),
+        (b"*1\r\n$-1\r\n", "invalid bulk length -1"),
+        (b"*1\r\n$1\r\nab\r\n", "bulk string not followed by CRLF"),
+        (b"*1\r\n$99999999999\r\n", "invalid bulk length 99999999999"),
+        (b"*" + b"1" * (64 * 1024 + 1), "too big multibulk count"),
+        (b"*1\r\n$" + b"1" * (64 * 1024), "too big bulk length"),
+        (b"x" * (64 * 1024 + 1), "too big inline request"),
+    ],
+)
+def test_the_parser_rejects_what_is_not_resp(data: bytes, message: str) -> None:
+    with pytest.raises(resp.ProtocolError) as caught:
+        resp.parse_command(bytearray(data), 0)
+    assert str(caught.value) == message
+
+
+async def test_the_script_prints_its_port_serves_and_stops_on_ctrl_c() -> None:
+    def use(client: redis.Redis) -> Any:
+        pipe = client.pipeline(transaction=False)
+        pipe.set("language", "python").incr("nope").get("language")
+        return client.ping(), pipe.execute(raise_on_error=False)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    [sys.executable, str(RESP_SERVER), "--port", "0"],
+                    stdout=subprocess.PIPE,
+                    check=False,
+                )
+            )
+            async with process.stdout:
+                output = b""
+                while not output.endswith(b"\n"):
+                    data = await process.stdout.receive_some()
+                    assert data, "the script ended before printing its port"
+                    output += data
+            pong, (ok, error, value) = await _with_redis(int(output), use)
+            process.send_signal(signal.SIGINT)
+            assert await process.wait() == 0
+    assert (pong, ok, value) == (True, True, b"python")
+    assert isinstance(error, redis.ResponseError)
