@@ -450,8 +450,8 @@ class _BufferedSendBase(trio.abc.SendStream):
         copy.  It is all or nothing: if an item is not bytes-like (or the
         iterable raises) nothing of this call is queued.
 
-        Raises:
-          The same as :meth:`write`, plus whatever iterating *data* raises.
+        It raises what :meth:`write` raises, and whatever iterating *data*
+        raises.
         """
         if self._state:
             self._raise_not_writable()
@@ -580,9 +580,10 @@ class _BufferedSendBase(trio.abc.SendStream):
         ``send_all``, :meth:`wait_send_all_might_not_block` or
         :meth:`send_eof`; use :meth:`write` to write from many tasks.
 
+        Besides what :meth:`write` and :meth:`drain` raise:
+
         Raises:
           trio.BusyResourceError: another task is in one of those methods.
-          The same as :meth:`write` and :meth:`drain`.
         """
         with self._send_conflict:
             await checkpoint_if_cancelled()
@@ -599,10 +600,11 @@ class _BufferedSendBase(trio.abc.SendStream):
         Returns once the buffer is at or below high water (waiting for low
         water if it was over), when a small ``send_all`` would not block.
 
+        Besides what :meth:`drain` raises:
+
         Raises:
           trio.BusyResourceError: another task is in ``send_all``, this method
               or :meth:`send_eof`.
-          The same as :meth:`drain`.
         """
         with self._send_conflict:
             await checkpoint_if_cancelled()

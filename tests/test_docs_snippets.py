@@ -1,0 +1,211 @@
+"""Every program under docs/snippets/ runs, and does what the docs say it does.
+
+The documentation shows these files with ``literalinclude``, so they cannot
+rot unnoticed: each is imported, its ``main()`` is run under
+``trio.fail_after``, and its result is checked by the function registered
+for it below.  A snippet without a check fails ``test_every_snippet_is_checked``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trio
+
+from trio_bufwriter import WriterState
+
+SNIPPETS = Path(__file__).resolve().parents[1] / "docs" / "snippets"
+TIME_LIMIT = 30
+
+CHECKS: dict[str, Callable[[Any], None]] = {}
+
+
+def check(name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    def register(function: Callable[[Any], None]) -> Callable[[Any], None]:
+        CHECKS[name] = function
+        return function
+
+    return register
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"docs_snippet_{name}", SNIPPETS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_snippet(name: str) -> Any:
+    module = load(name)
+
+    async def bounded() -> Any:
+        with trio.fail_after(TIME_LIMIT):
+            return await module.main()
+
+    return trio.run(bounded)
+
+
+# ----------------------------------------------------------------------
+# What each snippet must produce
+
+
+@check("quickstart")
+def _(result: Any) -> None:
+    data, stats = result
+    assert data == b"".join(b"line %d\n" % i for i in range(10_000))
+    assert stats.bytes_sent == stats.bytes_written == len(data)
+    assert stats.write_calls == 10_000
+    assert stats.send_calls < 100  # coalesced
+    assert stats.state is WriterState.CLOSED
+
+
+@check("many_tasks")
+def _(result: Any) -> None:
+    error, lines = result
+    assert "another task" in error
+    assert len(lines) == 300
+    for name in (b"a", b"b", b"c"):
+        # Each task's lines arrive whole and in its order.
+        assert [line for line in lines if line.startswith(name)] == [
+            b"%s:%d" % (name, i) for i in range(100)
+        ]
+
+
+@check("echo")
+def _(result: Any) -> None:
+    assert result == b"".join(b"hello %d\n" % i for i in range(1000))
+
+
+@check("kv_protocol")
+def _(result: Any) -> None:
+    answers, stats = result
+    assert answers[:500] == [b"OK"] * 500
+    assert answers[500:1000] == [
+        b"VALUE v%d" % i if i < 500 else b"MISSING" for i in range(0, 1000, 2)
+    ]
+    assert answers[1000:] == [b"ERROR unknown command"]
+    assert stats.write_calls == 1001
+    assert stats.send_calls < stats.write_calls
+
+
+@check("barrier")
+def _(result: Any) -> None:
+    assert result["sends for 1000 writes"] == 1
+    assert result["sends for a corked header and body"] == 1
+    assert result["buffered after flush"] == 0
+    assert result["bytes received"] == result["bytes written"]
+
+
+@check("cancellation")
+def _(result: Any) -> None:
+    data, state = result
+    assert data == b"first second third"
+    assert state is WriterState.OPEN
+
+
+@check("errors")
+def _(result: Any) -> None:
+    assert result[0].startswith("flush: the wrapped stream's send_all failed")
+    assert "BrokenResourceError" in result[0]  # the memory stream's own error, as cause
+    assert result[1].startswith("write: ")
+    assert result[2:] == ["state: BROKEN", "after the block: CLOSED"]
+
+
+@check("http_h11")
+def _(result: Any) -> None:
+    assert result == [
+        b"you asked for /a\n",
+        b"".join(b"%d\n" % i for i in range(10_000)),
+        b"you asked for /b\n",
+    ]
+
+
+@check("websocket_wsproto")
+def _(result: Any) -> None:
+    assert result == [f"MESSAGE {i}" for i in range(100)]
+
+
+@check("tls_above")
+def _(result: Any) -> None:
+    data, stats = result
+    assert data == b"".join(b"line %d\n" % i for i in range(1000))
+    assert stats.bytes_sent == stats.bytes_written == len(data)
+    assert stats.send_calls < stats.write_calls  # fewer SSLStream.send_all calls
+    assert stats.state is WriterState.CLOSED
+
+
+@check("tls_below")
+def _(result: Any) -> None:
+    data, state = result
+    assert data == b"".join(b"message %d\n" % i for i in range(100))
+    assert state is WriterState.CLOSED
+
+
+@check("limits")
+def _(result: Any) -> None:
+    (refused, received), aborted, stalled = result
+    assert refused.startswith("refused: a write of 600 bytes would hold 1200 bytes")
+    assert refused.endswith("the writer is OPEN")
+    assert received == b"a" * 600 + b"c" * 400
+    assert "BufferLimitError" in aborted
+    assert aborted.endswith("the writer is BROKEN")
+    assert "StallTimeoutError" in stalled
+
+
+@check("broadcast")
+def _(result: Any) -> None:
+    received, dropped, stats = result
+    expected = b"".join(b"message %d\n" % i for i in range(1000))
+    assert received == [expected, expected]
+    assert len(dropped) == 1
+    assert dropped[0].startswith("subscriber 2: BufferLimitError(")
+    assert stats.subscribers == 2
+    assert stats.dropped == 1
+    assert stats.messages == 1000
+
+
+@check("positional_basic")
+def _(result: Any) -> None:
+    same, stats = result
+    assert same  # the file read back is exactly what was written
+    assert stats.pending == 0
+    assert stats.bytes_accepted == 64 * 64 * 1024 + 4
+
+
+# ----------------------------------------------------------------------
+
+
+def snippet_names() -> list[str]:
+    return sorted(path.stem for path in SNIPPETS.glob("*.py"))
+
+
+def test_every_snippet_is_checked() -> None:
+    assert snippet_names(), f"no snippets found in {SNIPPETS}"
+    assert set(snippet_names()) == set(CHECKS)
+
+
+@pytest.mark.parametrize("name", snippet_names())
+def test_snippet(name: str) -> None:
+    if name not in CHECKS:
+        pytest.fail(f"docs/snippets/{name}.py has no check in {__file__}")
+    CHECKS[name](run_snippet(name))
+
+
+def test_a_snippet_runs_as_a_script() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SNIPPETS / "barrier.py")],
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT,
+        check=True,
+    )
+    assert "sends for 1000 writes: 1" in result.stdout
