@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import signal
 import socket
 import sys
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from script_testing import EXAMPLES, load_script
 
-CHAT_SERVER = Path(__file__).resolve().parents[1] / "examples" / "chat_server.py"
+CHAT_SERVER = EXAMPLES / "chat_server.py"
 
-
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chat_server_example", CHAT_SERVER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-chat = _load_example()
+chat = load_script(CHAT_SERVER, "chat_server_example")
 
 
 class LineClient:

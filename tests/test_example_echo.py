@@ -3,7 +3,6 @@ is shrugged off, and the script itself serves and stops on Ctrl-C."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import signal
 import socket
@@ -11,24 +10,13 @@ import struct
 import subprocess
 import sys
 from functools import partial
-from pathlib import Path
-from types import ModuleType
 
 import trio
+from script_testing import EXAMPLES, load_script
 
-ECHO_SERVER = Path(__file__).resolve().parents[1] / "examples" / "echo_server.py"
+ECHO_SERVER = EXAMPLES / "echo_server.py"
 
-
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("echo_server_example", ECHO_SERVER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-echo_server = _load_example()
+echo_server = load_script(ECHO_SERVER, "echo_server_example")
 
 
 async def _receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:

@@ -3,37 +3,25 @@ order and coalesced, errors, backpressure, and the script itself."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import h11
 import httpx
 import pytest
 import trio
+from script_testing import EXAMPLES, load_script
 
 from trio_bufwriter import DEFAULT_HIGH_WATER
 
-HTTP_SERVER = Path(__file__).resolve().parents[1] / "examples" / "http_server.py"
+HTTP_SERVER = EXAMPLES / "http_server.py"
 
-
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("http_server_example", HTTP_SERVER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-http_server = _load_example()
+http_server = load_script(HTTP_SERVER, "http_server_example")
 
 
 class EventLog(io.StringIO):

@@ -3,35 +3,23 @@ parser on partial and malformed input, and the script itself."""
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
-from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
 import redis
 import trio
+from script_testing import EXAMPLES, load_script
 
-RESP_SERVER = Path(__file__).resolve().parents[1] / "examples" / "resp_server.py"
+RESP_SERVER = EXAMPLES / "resp_server.py"
 
 T = TypeVar("T")
 
-
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("resp_server_example", RESP_SERVER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-resp = _load_example()
+resp = load_script(RESP_SERVER, "resp_server_example")
 
 
 async def _serve(nursery: trio.Nursery, server: Any) -> int:
