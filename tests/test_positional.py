@@ -239,14 +239,16 @@ async def test_drain_below_high_water_does_not_yield_but_is_a_cancellation_point
         assert scope.cancelled_caught
 
 
-async def test_drain_over_high_water_waits_until_low_water(
+async def test_a_waiting_drain_returns_once_the_queue_is_at_low_water(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # high 100, low 20; the owner takes at most 50 bytes (half of high) a trip.
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        async with open_positional_writer(path, high_water=100, low_water=50) as writer:
-            writer.write_at(0, bytes(60))
-            await gate.wait_entered()  # the owner took 60 bytes and is in its trip
-            writer.write_at(60, bytes(60))
+        async with open_positional_writer(path, high_water=100, low_water=20) as writer:
+            writer.write_at(0, bytes(30))
+            await gate.wait_entered()  # trip 1: [0, 30)
+            for offset in (30, 60, 90):
+                writer.write_at(offset, bytes(30))
             drained = False
 
             async def drainer() -> None:
@@ -258,14 +260,21 @@ async def test_drain_over_high_water_waits_until_low_water(
                 nursery.start_soon(drainer)
                 await trio.testing.wait_all_tasks_blocked()
                 assert not drained  # 120 pending > 100
-                gate.release()  # first trip done: 60 pending, still > 50
-                await gate.wait_entered()
-                await trio.testing.wait_all_tasks_blocked()
-                assert not drained
-                assert writer.pending == 60
+                for queued_after_taking in (60, 30):
+                    gate.release()
+                    await gate.wait_entered()  # the next trip took one 30-byte piece
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert writer.pending == queued_after_taking + 30
+                    assert not drained  # more than 20 bytes still queued
                 gate.release()
-            assert drained
-            assert writer.pending == 0
+                await gate.wait_entered()  # the last piece is in a trip: queue empty
+                await trio.testing.wait_all_tasks_blocked()
+                # Returned while that batch is still being written: producers
+                # refill the queue meanwhile instead of taking turns with trips.
+                assert drained
+                assert writer.pending == 30
+                gate.release()
+            assert [len(trip) for trip in gate.trips] == [1, 1, 1, 1]
 
 
 async def test_pending_stays_within_the_budget_plus_one_piece(path: Path) -> None:

@@ -53,6 +53,8 @@ async def test_a_full_disk_breaks_the_writer_with_the_unwritten_ranges() -> None
                 stats = writer.statistics()
                 assert stats.bytes_written == 0
                 assert stats.pending == 0
+                assert stats.syscalls == 1  # the one that failed
+                assert stats.runs == 0
     finally:
         os.close(fd)
 

@@ -111,6 +111,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         "_peak_pending",
         "_pending",
         "_pieces",
+        "_queued",
         "_runs",
         "_seq",
         "_started",
@@ -146,6 +147,8 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._state = WriterState.OPEN
         # Pieces accepted since the owner's last trip, in call order.
         self._pieces: list[tuple[int, bytes]] = []
+        # Bytes in _pieces; _pending adds the batch in a worker thread.
+        self._queued = 0
         self._pending = 0
         self._peak_pending = 0
         # Sequence numbers count non-empty write_at calls.  Every piece up to
@@ -255,6 +258,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._pieces.append((offset, data))
         self._seq += 1
         self._bytes_accepted += size
+        self._queued += size
         self._pending += size
         if self._pending > self._peak_pending:
             self._peak_pending = self._pending
@@ -264,8 +268,13 @@ class PositionalWriter(trio.abc.AsyncResource):
     async def drain(self) -> None:
         """Apply backpressure: wait while more than :attr:`high_water` bytes are pending.
 
-        If more than :attr:`high_water` bytes are pending, wait until at most
-        :attr:`low_water` are; otherwise return at once.  Like
+        If at most :attr:`high_water` bytes are pending, return at once.
+        Otherwise wait until pending is back at or under *high_water* and at
+        most :attr:`low_water` bytes are queued for the owner task (the rest
+        being in a worker thread already).  The owner takes at most half of
+        *high_water* into a trip, so producers refill the queue while the
+        previous batch is being written, rather than taking turns with it.
+        Like
         :meth:`BufferedWriter.drain`, it is always a cancellation point but
         yields only when it waits, so that a task looping ``write_at(); await
         drain()`` lets pieces pile up into large batches.  Cancelling a
@@ -287,9 +296,13 @@ class PositionalWriter(trio.abc.AsyncResource):
         if self._pending <= self._high_water:
             await checkpoint_if_cancelled()
             return
-        while self._pending > self._low_water:
+        while not self._has_room():
             self._raise_if_failed_or_closed()
             await self._drain_lot.park()
+
+    def _has_room(self) -> bool:
+        """Whether a waiting :meth:`drain` may return."""
+        return self._queued <= self._low_water and self._pending <= self._high_water
 
     async def flush(self, *, fsync: bool = False) -> None:
         """Wait until every :meth:`write_at` before this call has reached the OS.
@@ -395,7 +408,8 @@ class PositionalWriter(trio.abc.AsyncResource):
         """Drop queued pieces (aclose was cancelled), noting them as a failure."""
         if self._pieces:
             unwritten = coalesce([(offset, offset + len(data)) for offset, data in self._pieces])
-            self._pending -= sum(len(data) for _, data in self._pieces)
+            self._pending -= self._queued
+            self._queued = 0
             self._pieces = []
             if self._failure is None:
                 self._failure = PositionalWriteError(
@@ -446,11 +460,33 @@ class PositionalWriter(trio.abc.AsyncResource):
             else:
                 await self._owner_lot.park()
 
+    def _take_batch(self) -> list[tuple[int, bytes]]:
+        """Take the queued pieces, oldest first, up to half of high water (at least one)."""
+        pieces = self._pieces
+        limit = self._high_water // 2
+        if self._queued <= limit:
+            self._pieces = []
+            taken = self._queued
+        else:
+            count = taken = 0
+            for _, data in pieces:
+                if count and taken + len(data) > limit:
+                    break
+                count += 1
+                taken += len(data)
+            self._pieces = pieces[count:]
+            pieces = pieces[:count]
+        self._queued -= taken
+        # Room in the queue: producers may refill it while this batch is written.
+        if self._drain_lot and self._has_room():
+            self._drain_lot.unpark_all()
+        return pieces
+
     async def _write_batch(self) -> None:
-        batch = self._pieces
-        self._pieces = []
-        target = self._seq
-        sync = self._sync_wanted > self._synced_seq
+        batch = self._take_batch()
+        target = self._done_seq + len(batch)
+        # An fsync rides along once the batch reaches every write it is for.
+        sync = self._synced_seq < self._sync_wanted <= target
         plan = plan_batch(batch) if batch else None
         runs = plan.runs if plan is not None else []
         try:
@@ -465,10 +501,11 @@ class PositionalWriter(trio.abc.AsyncResource):
             # Cancelled before the thread started (or the trip itself blew
             # up): none of the batch is recorded as written.
             self._pieces[:0] = batch
+            self._queued += sum(len(data) for _, data in batch)
             raise
         self._hops += 1
         self._batches += 1 if batch else 0
-        self._runs += len(runs)
+        self._runs += outcome.runs_written
         self._syscalls += outcome.syscalls
         self._bytes_written += outcome.bytes_written
         if plan is not None:
@@ -496,7 +533,8 @@ class PositionalWriter(trio.abc.AsyncResource):
             message = "the owner task was cancelled or failed; " + _describe(unwritten)
         self._failure = PositionalWriteError(message, unwritten)
         self._failure.__cause__ = cause
-        self._pending -= sum(len(data) for _, data in self._pieces)
+        self._pending -= self._queued
+        self._queued = 0
         self._pieces = []
         if self._state is not WriterState.CLOSED:
             self._state = WriterState.BROKEN
@@ -523,7 +561,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._owner_lot.unpark_all()
 
     def _wake_waiters(self) -> None:
-        if self._pending <= self._low_water:
+        if self._drain_lot and self._has_room():
             self._drain_lot.unpark_all()
         for target, sync, event in self._flush_waiters:
             if self._done_seq >= target and (not sync or self._synced_seq >= target):

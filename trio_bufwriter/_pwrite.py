@@ -22,8 +22,10 @@ class Outcome:
 
     #: Bytes the kernel accepted.
     bytes_written: int = 0
-    #: ``pwrite``/``pwritev`` calls made.
+    #: ``pwrite``/``pwritev`` calls made (a failing one included).
     syscalls: int = 0
+    #: Runs written to their last byte.
+    runs_written: int = 0
     #: Whether the requested ``fsync`` ran and succeeded.
     synced: bool = False
     #: The first error, after which nothing more was attempted.
@@ -72,8 +74,8 @@ def write_runs(fd: int, runs: list[Run], sync: bool) -> Outcome:
         remaining = run.length
         try:
             while remaining:
+                outcome.syscalls += 1  # counted before: a failing call is one too
                 done = _pwritev(fd, buffers, offset)
-                outcome.syscalls += 1
                 if done <= 0:
                     # Only a zero-length request may write nothing; never spin.
                     raise OSError(errno.EIO, "the positional write made no progress")
@@ -87,6 +89,7 @@ def write_runs(fd: int, runs: list[Run], sync: bool) -> Outcome:
             outcome.unwritten = [(offset, offset + remaining)]
             outcome.unwritten += [(later.offset, later.end) for later in runs[index + 1 :]]
             return outcome
+        outcome.runs_written += 1
     if sync:
         try:
             os.fsync(fd)

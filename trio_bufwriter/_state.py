@@ -77,7 +77,7 @@ class PositionalStatistics:
     bytes_written: int
     #: Accepted bytes never written because a later write overwrote them first.
     bytes_superseded: int
-    #: Contiguous runs written (each one or more system calls).
+    #: Contiguous runs written to their last byte (each one or more system calls).
     runs: int
     #: ``pwrite``/``pwritev`` calls made.
     syscalls: int
