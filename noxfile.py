@@ -57,7 +57,7 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs,test]")
     # docs/conf.py links to the Python and trio docs when it can reach them.
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
-    session.run("pytest", "tests/test_docs_snippets.py", "tests/test_positional_snippet.py")
+    session.run("pytest", "tests/test_docs_snippets.py")
 
 
 @nox.session

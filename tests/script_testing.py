@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,5 +18,8 @@ def load_script(path: Path, module_name: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered first, as an import would: dataclasses and pickling look
+    # their module up by name.
+    sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module

@@ -8,20 +8,18 @@ for it below.  A snippet without a check fails ``test_every_snippet_is_checked``
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import trio
+from script_testing import SNIPPETS, load_script
 
 from trio_bufwriter import WriterState
 
-SNIPPETS = Path(__file__).resolve().parents[1] / "docs" / "snippets"
 TIME_LIMIT = 30
 
 CHECKS: dict[str, Callable[[Any], None]] = {}
@@ -36,12 +34,7 @@ def check(name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"docs_snippet_{name}", SNIPPETS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SNIPPETS / f"{name}.py", f"docs_snippet_{name}")
 
 
 def run_snippet(name: str) -> Any:
@@ -177,8 +170,16 @@ def _(result: Any) -> None:
 def _(result: Any) -> None:
     same, stats = result
     assert same  # the file read back is exactly what was written
+    size = 64 * 64 * 1024
+    assert stats.write_at_calls == 64 + 1
+    assert stats.bytes_accepted == size + 4
+    assert stats.bytes_written == stats.bytes_accepted - stats.bytes_superseded
     assert stats.pending == 0
-    assert stats.bytes_accepted == 64 * 64 * 1024 + 4
+    assert stats.state is WriterState.CLOSED
+    # Batched: far fewer worker-thread trips than writes.
+    assert 1 <= stats.thread_hops < stats.write_at_calls
+    # drain() before each write_at: at most one block over high water.
+    assert stats.peak_pending <= 1024 * 1024 + 64 * 1024
 
 
 # ----------------------------------------------------------------------

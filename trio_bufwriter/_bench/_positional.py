@@ -4,33 +4,46 @@ The workload of a parallel-range download: a file of ``size`` bytes written
 as ``piece``-byte pieces, in a seeded random order, by ``tasks`` tasks that
 share one queue of pieces.  Three ways of writing the same bytes, measured in
 one run, side by side, in ``repeat`` interleaved rounds (the order of the
-methods rotated every round, a fresh file for every run):
+methods rotated every round):
 
 (a) :data:`POSITIONAL`: one :func:`~trio_bufwriter.open_positional_writer`;
-    each task calls ``write_at(offset, piece)`` then ``await drain()``;
+    each task calls ``await drain()`` then ``write_at(offset, piece)`` (the
+    order that keeps the writer within high water plus one piece);
 (b) :data:`THREAD_EACH`: each task calls
     ``await trio.to_thread.run_sync(os.pwrite, fd, piece, offset)`` per piece;
 (c) :data:`SEQUENTIAL`, the limit: the whole file, in order, in one worker
     thread hop that calls ``os.pwrite`` on :data:`SEQUENTIAL_CHUNK` bytes at a
-    time.
+    time;
+(d) :data:`ONE_HOP_LOOP`, a reference without a target: every piece, in the
+    same random order, written by one ``os.pwrite`` each in a single worker
+    thread hop: what the kernel alone charges for the pieces in this order,
+    with no Python, task switch or thread hop between them.
 
-The clock runs from the opened, empty file until every byte has reached the
-OS (the writer's final flush included); with ``fsync`` it also includes an
+Every run overwrites one file in place, filled beforehand (untimed) with a
+pattern that is not the source; with ``fresh_file`` (``--fresh-file``),
+every run writes a new, empty file instead.  In place is the default because
+it measures the write path itself: on a VM, the time the page cache takes
+to get fresh memory for a new file varied from run to run by 4x (1.0 to 4.3
+GB/s for the same sequential write), more than everything else measured.
+
+The clock runs from the opened file until every byte has reached the OS
+(the writer's final flush included); with ``fsync`` it also includes an
 ``os.fsync`` in all three.  Opening, closing and deleting the file are not
 timed.  After every run the file is read back and its SHA-256 compared with
-the source's: a run that wrote wrong bytes makes the command fail.
+the source's: a run that wrote wrong bytes (or left any byte unwritten)
+makes the command fail.
 
 The report: MB/s (medians), syscalls and thread hops per piece, the
-writer's peak pending bytes against its budget (high water plus one piece)
-and against high water plus one piece per task (each task's last ``write_at``
-before its ``drain`` parks can land above high water),
-and the ratios a/b and a/c checked against :data:`TARGET_VS_THREAD_EACH` and
+writer's peak pending bytes against its budget (high water plus one piece),
+and the ratios a/b
+and a/c checked against :data:`TARGET_VS_THREAD_EACH` and
 :data:`TARGET_VS_SEQUENTIAL`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -45,17 +58,20 @@ from typing import Any, TextIO
 import trio
 
 from .._cli import positive_int
+from .._open_file import open_positional_writer
+from .._positional import DEFAULT_POSITIONAL_HIGH_WATER
 from ._config import KiB, MiB
 from ._machine import machine_facts
 from ._report import align
 from ._stats import median, ratio, rotated, spread
-from ._targets import Check
+from ._targets import Check, format_ratio
 
 POSITIONAL = "positional writer"
 THREAD_EACH = "to_thread pwrite each"
 SEQUENTIAL = "sequential (limit)"
+ONE_HOP_LOOP = "pwrite loop, one hop"
 #: The methods, in the order of the first round (later rounds rotate it).
-METHODS = (POSITIONAL, THREAD_EACH, SEQUENTIAL)
+METHODS = (POSITIONAL, THREAD_EACH, SEQUENTIAL, ONE_HOP_LOOP)
 
 #: Target: MB/s of (a) over (b).
 TARGET_VS_THREAD_EACH = 5.0
@@ -92,6 +108,8 @@ class PositionalBenchOptions:
     fsync: bool = False
     #: Also save everything measured there, as JSON.
     json_path: str | None = None
+    #: A new, empty file for every run, instead of overwriting one file in place.
+    fresh_file: bool = False
     #: Seeds the source bytes and the order of the pieces.
     seed: int = DEFAULT_SEED
     #: The writer's high water (None: its default); not a command-line option.
@@ -200,10 +218,10 @@ class PositionalBenchResult:
         ]
         return max(peaks) if peaks else None
 
-    def pending_budget(self, pieces: int = 1) -> int | None:
-        """The writer's budget: high water plus *pieces* pieces."""
+    def pending_budget(self) -> int | None:
+        """The writer's budget: high water plus one piece."""
         waters = [run.high_water for run in self.series(POSITIONAL) if run.high_water is not None]
-        return max(waters) + pieces * self.options.piece if waters else None
+        return max(waters) + self.options.piece if waters else None
 
     @property
     def content_ok(self) -> bool:
@@ -227,24 +245,23 @@ class PositionalBenchResult:
                 TARGET_VS_SEQUENTIAL,
             ),
         ]
-        for pieces, what in ((1, "one piece"), (self.options.tasks, "one piece per task")):
-            budget = self.pending_budget(pieces)
-            if budget is not None:
-                checks.append(
-                    Check(
-                        f"{POSITIONAL}: peak pending / high water + {what}",
-                        self.peak_pending(),
-                        "<=",
-                        budget,
-                        unit=" B",
-                    )
+        budget = self.pending_budget()
+        if budget is not None:
+            checks.append(
+                Check(
+                    f"{POSITIONAL}: peak pending / high water + one piece",
+                    self.peak_pending(),
+                    "<=",
+                    budget,
+                    unit=" B",
                 )
+            )
         return checks
 
 
 # ----------------------------------------------------------------------
-# The three methods.  Each writes work's pieces to the open, empty *fd* and
-# returns (syscalls, thread hops, details); the caller times it.
+# The methods.  Each writes work's pieces to the open *fd* and returns
+# (syscalls, thread hops, details); the caller times it.
 
 Counts = tuple[int, int, dict[str, Any]]
 Method = Callable[[int, Workload, PositionalBenchOptions], Awaitable[Counts]]
@@ -257,6 +274,8 @@ def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> int:
     while view:
         written = os.pwrite(fd, view, offset)
         calls += 1
+        if written <= 0:  # never spin
+            raise OSError(errno.EIO, f"pwrite at {offset} wrote nothing")
         view, offset = view[written:], offset + written
     return calls
 
@@ -267,17 +286,16 @@ def _shared_order(work: Workload) -> Iterator[int]:
 
 
 async def _positional(fd: int, work: Workload, options: PositionalBenchOptions) -> Counts:
-    # Imported here so that the rest of the command (and --help) does not need it.
-    from trio_bufwriter import DEFAULT_POSITIONAL_HIGH_WATER, open_positional_writer
-
     queue, piece, pieces = _shared_order(work), work.piece, work.pieces
     high_water = DEFAULT_POSITIONAL_HIGH_WATER if options.high_water is None else options.high_water
     async with open_positional_writer(fd, high_water=high_water) as writer:
 
         async def feed() -> None:
             for index in queue:
-                writer.write_at(index * piece, pieces[index])
+                # drain() first: a task waiting for room then holds its piece
+                # itself, so pending passes high water by one piece at most.
                 await writer.drain()
+                writer.write_at(index * piece, pieces[index])
 
         async with trio.open_nursery() as nursery:
             for _ in range(options.tasks):
@@ -332,11 +350,25 @@ async def _sequential(fd: int, work: Workload, options: PositionalBenchOptions) 
     return syscalls, 1, {}
 
 
+def _write_pieces(fd: int, work: Workload, fsync: bool) -> int:
+    piece, pieces = work.piece, work.pieces
+    calls = sum(_pwrite_all(fd, pieces[index], index * piece) for index in work.order)
+    if fsync:
+        os.fsync(fd)
+    return calls
+
+
+async def _one_hop_loop(fd: int, work: Workload, options: PositionalBenchOptions) -> Counts:
+    syscalls = await trio.to_thread.run_sync(_write_pieces, fd, work, options.fsync)
+    return syscalls, 1, {}
+
+
 #: The methods measured, by name (tests may swap one for a broken one).
 METHOD_FUNCTIONS: dict[str, Method] = {
     POSITIONAL: _positional,
     THREAD_EACH: _thread_each,
     SEQUENTIAL: _sequential,
+    ONE_HOP_LOOP: _one_hop_loop,
 }
 
 
@@ -359,22 +391,48 @@ def _run_timeout(size: int) -> float:
     return 60.0 + size / MiB
 
 
-async def _measure_one(
-    method: str, round_: int, work: Workload, options: PositionalBenchOptions
-) -> Run:
-    """Time one run of *method* on a fresh file; check the file's bytes after."""
-    fd, path = tempfile.mkstemp(prefix="positional-bench-", suffix=".bin", dir=options.where())
+def _new_file(directory: str) -> str:
+    """Create an empty file in *directory*; return its path."""
+    fd, path = tempfile.mkstemp(prefix="positional-bench-", suffix=".bin", dir=directory)
+    os.close(fd)
+    return path
+
+
+def _scrub(path: str, size: int, piece: int) -> None:
+    """Overwrite the file at *path* with *size* bytes of a pattern that is not the source.
+
+    So that a run which leaves any byte unwritten fails the content check,
+    though the file already held the source from the run before.
+
+    It writes *piece* bytes a call, because the first fill decides the size
+    of the page-cache folios that every later run writes into: Linux makes
+    large folios for large writes, and then each small random write dirties
+    a whole large folio, which made every small-write method here 3x slower
+    (a real file assembled from pieces gets its folios from piece-sized
+    writes).  Sequential 1 MiB writes are as fast either way.
+    """
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        try:
-            with trio.fail_after(_run_timeout(work.size)):
-                started = perf_counter()
-                syscalls, hops, details = await METHOD_FUNCTIONS[method](fd, work, options)
-                seconds = perf_counter() - started
-        finally:
-            os.close(fd)
-        sha256, file_size = await trio.to_thread.run_sync(_file_digest, path)
+        pattern = b"\xa5" * min(size, piece)
+        for start in range(0, size, piece):
+            _pwrite_all(fd, pattern[: min(piece, size - start)], start)
     finally:
-        os.unlink(path)
+        os.close(fd)
+
+
+async def _measure_one(
+    method: str, round_: int, work: Workload, options: PositionalBenchOptions, path: str
+) -> Run:
+    """Time one run of *method* writing the file at *path*; check the file's bytes after."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        with trio.fail_after(_run_timeout(work.size)):
+            started = perf_counter()
+            syscalls, hops, details = await METHOD_FUNCTIONS[method](fd, work, options)
+            seconds = perf_counter() - started
+    finally:
+        os.close(fd)
+    sha256, file_size = await trio.to_thread.run_sync(_file_digest, path)
     return Run(
         method,
         round_,
@@ -394,23 +452,33 @@ async def _measure(
     result: PositionalBenchResult, work: Workload, progress: Callable[[str], None]
 ) -> None:
     options = result.options
-    for round_ in range(options.repeat):
-        for method in rotated(METHODS, round_):
-            try:
-                run = await _measure_one(method, round_, work, options)
-            # Whatever a run raised (an OSError, a write error, a group of them
-            # from the tasks, a timeout) is reported; the other runs go on.
-            except Exception as exc:
-                message = f"round {round_ + 1}, {method}: {type(exc).__name__}: {exc}"
-                result.errors.append(message)
-                progress(f"error: {message}")
-                continue
-            result.runs.append(run)
-            verdict = "content ok" if run.content_ok else "WRONG CONTENT"
-            progress(
-                f"round {round_ + 1}/{options.repeat}: {method:<22} "
-                f"{options.size / run.seconds / 1e6:9,.1f} MB/s  {verdict}"
-            )
+    path = _new_file(options.where())
+    try:
+        for round_ in range(options.repeat):
+            for method in rotated(METHODS, round_):
+                # Untimed: a new empty file, or the same file with other bytes in it.
+                if options.fresh_file:
+                    os.unlink(path)
+                    path = _new_file(options.where())
+                else:
+                    await trio.to_thread.run_sync(_scrub, path, work.size, work.piece)
+                try:
+                    run = await _measure_one(method, round_, work, options, path)
+                # Whatever a run raised (an OSError, a write error, a group of them
+                # from the tasks, a timeout) is reported; the other runs go on.
+                except Exception as exc:
+                    message = f"round {round_ + 1}, {method}: {type(exc).__name__}: {exc}"
+                    result.errors.append(message)
+                    progress(f"error: {message}")
+                    continue
+                result.runs.append(run)
+                verdict = "content ok" if run.content_ok else "WRONG CONTENT"
+                progress(
+                    f"round {round_ + 1}/{options.repeat}: {method:<22} "
+                    f"{options.size / run.seconds / 1e6:9,.1f} MB/s  {verdict}"
+                )
+    finally:
+        os.unlink(path)
 
 
 # ----------------------------------------------------------------------
@@ -433,6 +501,13 @@ def header_lines(result: PositionalBenchResult) -> list[str]:
     load = facts["load_average_at_start"]
     load_text = " ".join(f"{x:.2f}" for x in load) if isinstance(load, list) else "?"
     clock = "until flushed and fsynced" if options.fsync else "until flushed (no fsync)"
+    if options.fresh_file:
+        where = f"a new, empty file in {options.where()} for every run"
+    else:
+        where = (
+            f"one file in {options.where()}, overwritten in place by every run "
+            "(and with other bytes before it, untimed)"
+        )
     return [
         f"trio_bufwriter positional-bench: a {options.size / MiB:g} MiB file written as "
         f"{options.pieces:,} pieces of {options.piece / KiB:g} KiB in random order "
@@ -444,8 +519,7 @@ def header_lines(result: PositionalBenchResult) -> list[str]:
         f"software: {facts['python']}, trio {facts['trio']}, "
         f"trio_bufwriter {facts['trio_bufwriter']}",
         f"source:   {facts.get('source') or 'not a git checkout'}",
-        f"file:     a fresh file in {options.where()} for every run; clock from the open, "
-        f"empty file {clock}",
+        f"file:     {where}; clock from the open file {clock}",
         f"method:   medians of {options.repeat} interleaved round(s) (method order rotated "
         "every round); the file's SHA-256 checked after every run",
     ]
@@ -453,18 +527,22 @@ def header_lines(result: PositionalBenchResult) -> list[str]:
 
 def report_lines(result: PositionalBenchResult) -> list[str]:
     """The table, the writer's memory, the targets and the content check."""
-    rows = [["method", "MB/s", "median s", "spread", "syscalls/piece", "hops/piece", "content"]]
-    for method in METHODS:
+    head = ["method", "MB/s", "(a) / this", "median s", "spread", "syscalls/piece", "hops/piece"]
+    rows = [[*head, "content"]]
+    positional = result.mb_per_s(POSITIONAL)
+    for letter, method in zip("abcd", METHODS, strict=True):
         runs = result.series(method)
         if not runs:
-            rows.append([method, "-", "-", "-", "-", "-", "not measured"])
+            rows.append([f"({letter}) {method}", "-", "-", "-", "-", "-", "-", "not measured"])
             continue
+        x_this = ratio(positional, result.mb_per_s(method))
         seconds, run_spread = result.median_seconds(method), result.spread(method)
         wrong = sum(not run.content_ok for run in runs)
         rows.append(
             [
-                method,
+                f"({letter}) {method}",
                 _mb_cell(result.mb_per_s(method)),
+                "-" if x_this is None else format_ratio(x_this),
                 f"{seconds:.3f}" if seconds is not None else "-",
                 f"{run_spread:.0%}" if run_spread is not None else "-",
                 _per_piece_cell(result.per_piece(method, "syscalls")),
@@ -507,7 +585,6 @@ def _writer_lines(result: PositionalBenchResult) -> list[str]:
         return ["== Positional writer: no run completed"]
     stats = [run.statistics for run in runs if run.statistics is not None]
     peak, budget = result.peak_pending(), result.pending_budget()
-    per_task = result.pending_budget(result.options.tasks)
 
     def med(name: str) -> float:
         return median([float(s[name]) for s in stats])
@@ -515,7 +592,7 @@ def _writer_lines(result: PositionalBenchResult) -> list[str]:
     return [
         f"== Positional writer (medians of {len(runs)} run(s))",
         f"  peak pending {peak:,} B; budget {budget:,} B (high water {runs[0].high_water:,} "
-        f"+ one {result.options.piece:,}-byte piece), {per_task:,} B with one piece per task; "
+        f"+ one {result.options.piece:,}-byte piece); "
         f"low water {runs[0].low_water:,} B",
         f"  batches {med('batches'):,.0f}, thread hops {med('thread_hops'):,.0f}, "
         f"syscalls {med('syscalls'):,.0f}, runs written {med('runs'):,.0f}, "
@@ -539,6 +616,7 @@ def to_json(result: PositionalBenchResult) -> dict[str, Any]:
         "runs": [asdict(run) for run in result.runs],
         "methods": {
             method: {
+                "positional_over_this": ratio(result.mb_per_s(POSITIONAL), result.mb_per_s(method)),
                 "median_seconds": result.median_seconds(method),
                 "mb_per_s": result.mb_per_s(method),
                 "spread": result.spread(method),
@@ -549,7 +627,6 @@ def to_json(result: PositionalBenchResult) -> dict[str, Any]:
         },
         "peak_pending": result.peak_pending(),
         "pending_budget": result.pending_budget(),
-        "pending_bound_one_piece_per_task": result.pending_budget(options.tasks),
         "content_ok": result.content_ok,
         "targets": [check.to_json() for check in result.checks()],
     }
@@ -620,6 +697,7 @@ def _run_command(args: argparse.Namespace) -> int:
         directory=args.dir,
         fsync=args.fsync,
         json_path=args.json,
+        fresh_file=args.fresh_file,
     )
     status, _ = run_positional_bench(options, command=args.command_line)
     return status
@@ -634,14 +712,14 @@ def add_positional_bench_command(
         help="assemble a file from pieces in random order: PositionalWriter vs a thread per piece",
         description=(
             "Write a file as pieces in a seeded random order from several tasks, "
-            "three ways, in interleaved rounds: (a) open_positional_writer with "
-            "write_at + drain, (b) one trio.to_thread.run_sync(os.pwrite) per "
-            "piece, (c) the whole file in order in one thread hop (the limit).  "
-            "Prints median MB/s, syscalls and thread hops per piece, the writer's "
-            f"peak pending bytes, and the ratios a/b (target >= "
-            f"{TARGET_VS_THREAD_EACH:g}x) and a/c (target >= "
-            f"{TARGET_VS_SEQUENTIAL:g}x).  Every run's file is checked "
-            "against the source's SHA-256; wrong bytes make the command fail."
+            "in interleaved rounds: (a) open_positional_writer with write_at + drain, "
+            "(b) one trio.to_thread.run_sync(os.pwrite) per piece, (c) the whole file "
+            "in order in one thread hop (the limit), (d) one os.pwrite per piece in the "
+            "same order, all in one thread hop (a reference).  Prints median MB/s, "
+            "syscalls and thread hops per piece, the writer's peak pending bytes, and "
+            f"the ratios a/b (target >= {TARGET_VS_THREAD_EACH:g}x) and a/c (target >= "
+            f"{TARGET_VS_SEQUENTIAL:g}x).  Every run's file is checked against the "
+            "source's SHA-256; wrong bytes make the command fail."
         ),
     )
     parser.add_argument(
@@ -683,6 +761,12 @@ def add_positional_bench_command(
         "--fsync",
         action="store_true",
         help="also fsync the file before stopping the clock, in all three methods",
+    )
+    parser.add_argument(
+        "--fresh-file",
+        action="store_true",
+        help="write a new, empty file in every run instead of overwriting one in place "
+        "(adds the page cache's allocation, which varies a lot on some VMs, to every run)",
     )
     parser.add_argument("--json", metavar="PATH", help="also save everything measured as JSON")
     parser.set_defaults(run=_run_command)
