@@ -56,8 +56,9 @@ def open_positional_writer(
     ::
 
         async with open_positional_writer("out.bin", preallocate=size) as writer:
-            writer.write_at(offset, piece)   # from any number of tasks
-            await writer.drain()
+            # in each of any number of tasks, for each piece:
+            await writer.drain()            # wait while too much is pending
+            writer.write_at(offset, piece)  # queue it; never blocks
 
     Args:
       file: A path, opened write-only (never truncated unless asked, so
