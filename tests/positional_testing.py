@@ -41,17 +41,20 @@ class GatedTrips:
         self._entered = threading.Semaphore(0)
         self._permits = threading.Semaphore(0)
 
-    def __call__(self, fd: int, runs: list[Run], sync: bool) -> Outcome:
+    def __call__(self, fd: int, runs: list[Run], sync: bool, datasync: bool = False) -> Outcome:
         self.trips.append(runs)
         self._entered.release()
         # A bound, so that a test that forgot to release fails, not hangs.
         if not self._permits.acquire(timeout=10):  # pragma: no cover
             raise AssertionError("a trip was never released")
-        return write_runs(fd, runs, sync)
+        return write_runs(fd, runs, sync, datasync)
 
     async def wait_entered(self) -> None:
         """Wait (in a thread of its own) until a trip has entered the gate."""
-        await trio.to_thread.run_sync(self._entered.acquire)
+        # Bounded: a trip that never comes must fail the test, not hang it
+        # (a thread's wait cannot be cancelled by the test's fail_after).
+        if not await trio.to_thread.run_sync(self._entered.acquire, True, 10):
+            raise AssertionError("no trip entered the gate")
 
     def release(self, n: int = 1) -> None:
         for _ in range(n):

@@ -367,6 +367,20 @@ async def test_fsync_is_a_trip_of_its_own_when_the_writes_went_without_it(
             assert gate.trips[1] == []
 
 
+async def test_fdatasync_replaces_fsync_when_asked(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync"))
+    monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append("fdatasync"))
+    async with open_positional_writer(path, fdatasync=True, fsync_on_close=True) as writer:
+        writer.write_at(0, b"x")
+        await writer.flush(fsync=True)
+        writer.write_at(1, b"y")
+    assert calls == ["fdatasync", "fdatasync"]
+    assert writer.statistics().fsyncs == 2
+
+
 async def test_fsync_on_close_syncs_once(path: Path) -> None:
     async with open_positional_writer(path, fsync_on_close=True) as writer:
         writer.write_at(0, b"durable")

@@ -113,7 +113,7 @@ async def test_a_descriptor_that_is_not_open_fails_with_ebadf() -> None:
     assert caught.value.__cause__.errno == errno.EBADF
 
 
-async def test_an_fsync_failure_is_sticky_and_names_fsync(
+async def test_an_fsync_failure_is_sticky_and_names_the_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def failing_fsync(fd: int) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -50,6 +51,7 @@ def open_positional_writer(
     high_water: int = DEFAULT_POSITIONAL_HIGH_WATER,
     low_water: int | None = None,
     fsync_on_close: bool = False,
+    fdatasync: bool = False,
 ) -> AbstractAsyncContextManager[PositionalWriter]:
     """Open *file* for positional writes, and run a :class:`PositionalWriter` on it.
 
@@ -71,7 +73,8 @@ def open_positional_writer(
         writing, so that a file written out of order is not fragmented and a
         full disk is found out at once (``ENOSPC`` raised here).  Skipped
         where the platform or file system cannot do it.
-      high_water, low_water, fsync_on_close: As for :class:`PositionalWriter`.
+      high_water, low_water, fsync_on_close, fdatasync: As for
+        :class:`PositionalWriter`.
 
     The owner task runs in a nursery of the context manager's own.  On a
     normal exit the writer is closed gracefully (:meth:`PositionalWriter.aclose`:
@@ -88,11 +91,17 @@ def open_positional_writer(
     """
     if isinstance(file, bool):
         raise TypeError("file must be a path or a file descriptor, not a bool")
-    # Check the writer's arguments before anything is opened.
-    PositionalWriter(-1, high_water=high_water, low_water=low_water)
+    make_writer = partial(
+        PositionalWriter,
+        high_water=high_water,
+        low_water=low_water,
+        fsync_on_close=fsync_on_close,
+        fdatasync=fdatasync,
+    )
+    make_writer(-1)  # checks the writer's arguments before anything is opened
     if preallocate is not None and preallocate < 0:
         raise ValueError(f"preallocate must not be negative, got {preallocate}")
-    return _open_and_run(file, create, truncate, preallocate, high_water, low_water, fsync_on_close)
+    return _open_and_run(file, create, truncate, preallocate, make_writer)
 
 
 @asynccontextmanager
@@ -101,9 +110,7 @@ async def _open_and_run(
     create: bool,
     truncate: bool,
     preallocate: int | None,
-    high_water: int,
-    low_water: int | None,
-    fsync_on_close: bool,
+    make_writer: Callable[..., PositionalWriter],
 ) -> AsyncIterator[PositionalWriter]:
     owned = not isinstance(file, int)
     if isinstance(file, int):
@@ -117,12 +124,6 @@ async def _open_and_run(
         if owned:
             os.close(fd)
         raise
-    writer = PositionalWriter(
-        fd,
-        high_water=high_water,
-        low_water=low_water,
-        fsync_on_close=fsync_on_close,
-        close_fd=owned,
-    )
+    writer = make_writer(fd, close_fd=owned)
     async with running(writer):
         yield writer

@@ -26,11 +26,11 @@ class Outcome:
     syscalls: int = 0
     #: Runs written to their last byte.
     runs_written: int = 0
-    #: Whether the requested ``fsync`` ran and succeeded.
+    #: Whether the requested sync (``fsync`` or ``fdatasync``) ran and succeeded.
     synced: bool = False
     #: The first error, after which nothing more was attempted.
     error: OSError | None = None
-    #: The call that raised :attr:`error`: ``"pwrite"`` or ``"fsync"``.
+    #: The call that raised :attr:`error`: ``"pwrite"``, ``"fsync"`` or ``"fdatasync"``.
     failed_call: str = "pwrite"
     #: The ranges of the batch that were not written because of :attr:`error`.
     unwritten: list[Range] = field(default_factory=list)
@@ -58,8 +58,11 @@ def _advance(buffers: list[memoryview], done: int) -> list[memoryview]:
     return []
 
 
-def write_runs(fd: int, runs: list[Run], sync: bool) -> Outcome:
-    """Write every run at its offset, each to the last byte, then ``fsync`` if *sync*.
+def write_runs(fd: int, runs: list[Run], sync: bool, datasync: bool = False) -> Outcome:
+    """Write every run at its offset, each to the last byte, then sync if *sync*.
+
+    The sync is ``os.fdatasync`` with *datasync* (where there is one), else
+    ``os.fsync``.
 
     A short write (a signal, a quota, the 2 GiB cap per call) is continued
     from where it stopped.  The first error stops the trip: the outcome names
@@ -91,11 +94,12 @@ def write_runs(fd: int, runs: list[Run], sync: bool) -> Outcome:
             return outcome
         outcome.runs_written += 1
     if sync:
+        call = os.fdatasync if datasync and hasattr(os, "fdatasync") else os.fsync
         try:
-            os.fsync(fd)
+            call(fd)
         except OSError as exc:
             outcome.error = exc
-            outcome.failed_call = "fsync"
+            outcome.failed_call = call.__name__
             return outcome
         outcome.synced = True
     return outcome
