@@ -173,10 +173,14 @@ class HTTPConnection:
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         """Write a whole response with *body* (not sent yet: see :meth:`BufferedStream.drain`)."""
-        self.start_response(status, len(body), close=close, extra_headers=extra_headers)
-        if body:
-            self.write_body(body)
-        self.end_response()
+        # The cork makes the head, body and end leave in one send: over a
+        # socket, a write to an idle writer would otherwise go out at once,
+        # alone, and the rest in a second packet.
+        with self.stream.corked():
+            self.start_response(status, len(body), close=close, extra_headers=extra_headers)
+            if body:
+                self.write_body(body)
+            self.end_response()
 
     def can_respond(self) -> bool:
         """Whether a response can still be started (none is half-written)."""

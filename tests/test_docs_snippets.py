@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from types import ModuleType
 from typing import Any
 
+import h11
 import pytest
 import trio
 from script_testing import SNIPPETS, load_script
@@ -210,3 +213,34 @@ def test_a_snippet_runs_as_a_script() -> None:
         check=True,
     )
     assert "sends for 1000 writes: 1" in result.stdout
+
+
+async def test_the_http_snippet_sends_each_small_response_in_one_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What docs/howto/http.rst says of the corked response, checked over a
+    # real socket (where an idle writer would send the first write alone).
+    module = load("http_h11")
+    conns: list[Any] = []
+    real = module.open_buffered_stream
+
+    @asynccontextmanager
+    async def recording(stream: trio.SocketStream) -> AsyncIterator[Any]:
+        async with real(stream) as conn:
+            conns.append(conn)
+            yield conn
+
+    monkeypatch.setattr(module, "open_buffered_stream", recording)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, module.handle, 0))
+            port = listeners[0].socket.getsockname()[1]
+            async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+                http = h11.Connection(h11.CLIENT)
+                for target in ("/a", "/b", "/c"):
+                    assert await module.get(stream, http, target) == b"you asked for %s\n" % (
+                        target.encode()
+                    )
+            nursery.cancel_scope.cancel()
+    stats = conns[0].statistics()
+    assert (stats.write_calls, stats.send_calls) == (9, 3)

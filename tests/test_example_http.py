@@ -138,6 +138,23 @@ async def test_connection_close_is_honoured_and_the_next_request_reconnects() ->
     assert "connection 1: 1 requests, " in log.getvalue()
 
 
+async def test_each_small_response_leaves_in_one_send() -> None:
+    # Requests one at a time: the writer is idle when each response starts,
+    # and the cork keeps its head and body together.
+    log = EventLog()
+    server = http_server.HTTPServer(log=log)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, server)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                for _ in range(5):
+                    assert (await client.get("/")).text == "Hello, world!\n"
+            line = await log.wait_for("connection 1:")
+            nursery.cancel_scope.cancel()
+    assert line.startswith("connection 1: 5 requests, ")
+    assert " in 5 sends," in line, line
+
+
 async def test_pipelined_requests_are_answered_in_order_in_a_few_sends() -> None:
     log = EventLog()
     server = http_server.HTTPServer(log=log)

@@ -2,9 +2,9 @@
 
 h11 turns events into bytes and bytes into events and does no I/O itself:
 each ``http.send(event)`` returns the bytes to send, which go to
-``conn.write()``.  Headers, body and end of message written one after the
-other leave in one send; a streamed body waits in ``drain()`` when the
-client reads slowly.
+``conn.write()``.  A small response's headers, body and end of message are
+written under ``corked()``, so they leave in one send; a streamed body waits
+in ``drain()`` when the client reads slowly.
 
 ``python docs/snippets/http_h11.py`` serves on a loopback port, makes three
 requests on one keep-alive connection and prints the answers.
@@ -33,12 +33,16 @@ async def respond(conn: BufferedStream, http: h11.Connection, request: h11.Reque
         for i in range(10_000):
             send(conn, http, h11.Data(data=b"%d\n" % i))
             await conn.drain()
+        send(conn, http, h11.EndOfMessage())
     else:
         body = b"you asked for " + request.target + b"\n"
         headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        send(conn, http, h11.Response(status_code=200, headers=headers))
-        send(conn, http, h11.Data(data=body))
-    send(conn, http, h11.EndOfMessage())
+        # Over a socket, a write to an idle writer goes to the kernel at once;
+        # the cork holds the three writes back so that they leave together.
+        with conn.corked():
+            send(conn, http, h11.Response(status_code=200, headers=headers))
+            send(conn, http, h11.Data(data=body))
+            send(conn, http, h11.EndOfMessage())
 
 
 async def handle(stream: trio.SocketStream) -> None:
