@@ -169,6 +169,13 @@ def _(result: Any) -> None:
     assert stats.messages == 1000
 
 
+@check("positional_nursery")
+def _(result: Any) -> None:
+    written, missing = result
+    assert written == b"hello world"
+    assert missing == [(0, 100), (4096, 4196)]  # /dev/full took nothing
+
+
 @check("positional_basic")
 def _(result: Any) -> None:
     same, stats = result

@@ -58,11 +58,11 @@ class PositionalWriter(trio.abc.AsyncResource):
     """Writes at file offsets from any number of tasks, merged into few system calls.
 
     :meth:`write_at` never blocks: it queues the piece.  One owner task
-    (:meth:`run`) repeatedly takes every queued piece at once, sorts them by
-    offset, drops bytes a later write overwrote, gathers neighbours, and
-    issues the whole batch's ``pwritev`` calls in a single trip to a worker
-    thread.  The file ends up exactly as if the writes had been applied one
-    by one in call order.
+    (:meth:`run`) repeatedly takes the queued pieces (oldest first, up to
+    half of *high_water* at a time), sorts them by offset, drops bytes a
+    later write overwrote, gathers neighbours, and issues the whole batch's
+    ``pwritev`` calls in a single trip to a worker thread.  The file ends up
+    exactly as if the writes had been applied one by one in call order.
 
     Memory is bounded by backpressure on the bytes accepted and not yet
     written: :meth:`drain` waits while more than *high_water* are pending.
@@ -92,6 +92,7 @@ class PositionalWriter(trio.abc.AsyncResource):
 
     Raises:
       ValueError: a water mark is negative, or *low_water* > *high_water*.
+      NotImplementedError: the platform has no ``os.pwrite`` (Windows).
     """
 
     __slots__ = (
@@ -138,6 +139,8 @@ class PositionalWriter(trio.abc.AsyncResource):
         fdatasync: bool = False,
         close_fd: bool = False,
     ) -> None:
+        if not hasattr(os, "pwrite"):  # pragma: no cover - Windows
+            raise NotImplementedError("PositionalWriter needs os.pwrite (a POSIX system)")
         if low_water is None:
             low_water = high_water // 4
         if high_water < 0 or low_water < 0:
@@ -432,10 +435,11 @@ class PositionalWriter(trio.abc.AsyncResource):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the owner task until the writer is closed or broken.
 
-        It takes every queued piece at once, plans them (sort, drop overwritten
-        bytes, gather neighbours) and writes the batch in one worker-thread
-        trip; ``flush(fsync=True)`` requests ride along in the same trip.
-        Start it with ``await nursery.start(writer.run)``.
+        It takes the queued pieces (oldest first, up to half of high water),
+        plans them (sort, drop overwritten bytes, gather neighbours) and
+        writes the batch in one worker-thread trip; ``flush(fsync=True)``
+        requests ride along in the same trip.  Start it with
+        ``await nursery.start(writer.run)``.
 
         A trip in a worker thread is never abandoned: cancelling the owner
         lets it finish and records its result, then the writer becomes

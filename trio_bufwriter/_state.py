@@ -11,8 +11,9 @@ from typing import final
 class WriterState(enum.IntEnum):
     """Where a writer is in its life.
 
-    The states only ever move forward, in this order, except that
-    :attr:`BROKEN` can be entered from any state before :attr:`CLOSED`.
+    The states only ever move forward, in this order, with two exceptions:
+    :attr:`BROKEN` can be entered from any state before :attr:`CLOSED`, and
+    :meth:`~BufferedWriter.aclose` takes a broken writer to :attr:`CLOSED`.
     A :class:`PositionalWriter` uses :attr:`OPEN`, :attr:`CLOSING`,
     :attr:`BROKEN` and :attr:`CLOSED` (a broken one still ends CLOSED once
     :meth:`~PositionalWriter.aclose` has closed it).

@@ -347,10 +347,14 @@ class _BufferedSendBase(trio.abc.SendStream):
         """Queue *data* to be sent, and return at once.
 
         Never blocks and never yields to the scheduler.  The bytes are copied,
-        so a mutable buffer can be reused as soon as this returns.  The bytes
-        of one call are sent contiguously: writes from any number of tasks
-        never interleave.  The background sender picks them up the next time
-        it runs, together with everything else queued by then.
+        so a mutable buffer can be reused as soon as this returns (a ``bytes``
+        object of 64 KiB or more, which cannot change, is held by reference
+        instead).  The bytes of one call are sent contiguously: writes from
+        any number of tasks never interleave.  The background sender picks
+        them up the next time it runs, together with everything else queued
+        by then; over a :class:`trio.SocketStream`, a write to an idle writer
+        is handed to the kernel at once instead (see :meth:`corked` to hold
+        several writes together).
 
         This does not apply backpressure; call :meth:`drain` for that.
 
@@ -361,7 +365,12 @@ class _BufferedSendBase(trio.abc.SendStream):
           trio.ClosedResourceError: after :meth:`aclose` or :meth:`send_eof`.
           trio.BrokenResourceError: the wrapped stream failed earlier (or the
               sender task was cancelled); the original error is its
-              ``__cause__``.  Raised by every call from then on.
+              ``__cause__``.  Raised by every call from then on.  Also raised
+              (from a :exc:`BufferLimitError`) by the write that would pass
+              ``max_buffer`` with ``overflow="abort"``: the writer is aborted.
+          BufferLimitError: with ``max_buffer`` and ``overflow="raise"``, the
+              write would pass ``max_buffer``.  Nothing is queued and the
+              writer stays usable.
         """
         if self._state:
             self._raise_not_writable()
