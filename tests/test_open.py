@@ -472,3 +472,22 @@ async def test_wait_send_all_might_not_block_waits_only_over_high_water() -> Non
             await stream.aclose()
             with pytest.raises(trio.ClosedResourceError):
                 await stream.wait_send_all_might_not_block()
+
+
+async def test_an_outer_cancellation_comes_out_as_one_cancelled_not_a_group() -> None:
+    # The block and the sender are both cancelled: two Cancelled in the
+    # nursery's group, of which one comes out, as a checkpoint raises it.
+    left: list[BaseException] = []
+    left_stream, _ = trio.testing.memory_stream_pair()
+    with trio.fail_after(5):
+        with trio.CancelScope() as scope:
+            try:
+                async with open_buffered_stream(left_stream):
+                    scope.cancel()
+                    await trio.sleep_forever()
+            except BaseException as exc:
+                left.append(exc)
+                raise
+        assert scope.cancelled_caught
+    assert len(left) == 1
+    assert type(left[0]) is trio.Cancelled, repr(left[0])

@@ -38,9 +38,15 @@ def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
 
     The nursery wraps even a single error; the user asked for none of that
     wrapping.  A group the block raised itself comes out as that group.
+    When the block and the writer's task were both cancelled (an outer
+    cancel scope), the group holds nothing but :exc:`trio.Cancelled`
+    exceptions: one of them comes out, as a checkpoint would raise it.
     """
-    if len(group.exceptions) == 1:
-        exc = group.exceptions[0]
+    exceptions = group.exceptions
+    if len(exceptions) > 1 and all(type(exc) is trio.Cancelled for exc in exceptions):
+        exceptions = exceptions[:1]
+    if len(exceptions) == 1:
+        exc = exceptions[0]
         # Raising it here would record the group as its __context__ (and show
         # "during handling of ExceptionGroup" in tracebacks); keep its own.
         context = exc.__context__

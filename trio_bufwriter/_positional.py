@@ -35,8 +35,9 @@ class PositionalWriteError(trio.BrokenResourceError):
     """
 
     #: ``(start, end)`` byte ranges (end exclusive), sorted and disjoint, of
-    #: accepted writes that did not reach the file.  Empty when the failing
-    #: call was an ``fsync`` (then which bytes are durable is unknown).
+    #: accepted writes that did not reach the file.  When an ``fsync``
+    #: failed, only writes still queued behind it are listed: the written
+    #: ones reached the file, but which of them are durable is unknown.
     unwritten: list[Range]
 
     def __init__(self, message: str, unwritten: list[Range]) -> None:
@@ -105,6 +106,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         "_drain_lot",
         "_failure",
         "_failure_reported",
+        "_failure_what",
         "_fdatasync",
         "_flush_waiters",
         "_fsync_on_close",
@@ -147,6 +149,8 @@ class PositionalWriter(trio.abc.AsyncResource):
             raise ValueError("water marks must not be negative")
         if low_water > high_water:
             raise ValueError(f"low_water ({low_water}) must not exceed high_water ({high_water})")
+        if isinstance(fd, bool):
+            raise TypeError("fd must be a file descriptor (an int), not a bool")
         #: The file descriptor written to.
         self.fd = operator.index(fd)
         self._high_water = high_water
@@ -174,6 +178,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._owner_done = trio.Event()
         self._failure: PositionalWriteError | None = None
         self._failure_reported = False
+        self._failure_what = ""
         self._write_at_calls = 0
         self._bytes_accepted = 0
         self._bytes_written = 0
@@ -306,8 +311,12 @@ class PositionalWriter(trio.abc.AsyncResource):
         if self._pending <= self._high_water:
             await checkpoint_if_cancelled()
             return
-        while not self._has_room():
+        while True:
+            # A failure or close first: either empties pending, which would
+            # otherwise look like room.
             self._raise_if_failed_or_closed()
+            if self._has_room():
+                return
             await self._drain_lot.park()
 
     def _has_room(self) -> bool:
@@ -411,23 +420,24 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._wake_everyone()
         if self._close_fd:
             self._close_fd = False
-            # Closing can block (NFS flushes on close), so not in the event loop.
-            await trio.to_thread.run_sync(os.close, self.fd)
+            try:
+                # Closing can block (NFS flushes on close), so not in the event loop.
+                await trio.to_thread.run_sync(os.close, self.fd)
+            except OSError as exc:
+                # Where close reports a write error (NFS), the data may be lost.
+                self._fail(exc, [], "close")
 
     def _discard_queued(self) -> None:
-        """Drop queued pieces (aclose was cancelled), noting them as a failure."""
+        """Give up what no trip has taken yet: aclose() was cancelled.
+
+        The queued pieces become a failure (left for a graceful aclose() to
+        report: the cancelled one raises Cancelled), and no fsync that was
+        asked for starts a trip of its own, so that the owner stops after the
+        trip in flight.
+        """
+        self._sync_wanted = self._synced_seq
         if self._pieces:
-            unwritten = coalesce([(offset, offset + len(data)) for offset, data in self._pieces])
-            self._pending -= self._queued
-            self._queued = 0
-            self._pieces = []
-            if self._failure is None:
-                self._failure = PositionalWriteError(
-                    "aclose() was cancelled before these writes: " + _describe(unwritten),
-                    unwritten,
-                )
-                # The caller sees Cancelled, and knows writes were abandoned.
-                self._failure_reported = True
+            self._fail(None, [], "aclose() was cancelled before these writes reached a trip")
 
     # ------------------------------------------------------------------
     # The owner task
@@ -456,7 +466,7 @@ class PositionalWriter(trio.abc.AsyncResource):
             await self._write_all()
         except BaseException as exc:
             if self._failure is None:
-                self._fail(exc, [])
+                self._fail(exc, [], "the owner task was cancelled or failed")
             raise
         finally:
             self._owner_done.set()
@@ -494,6 +504,10 @@ class PositionalWriter(trio.abc.AsyncResource):
         return pieces
 
     async def _write_batch(self) -> None:
+        # A pending cancellation must hit here, before the batch is taken and
+        # waiting drains are told there is room, not in to_thread.run_sync's
+        # own check (which yields first, letting those drains return).
+        await checkpoint_if_cancelled()
         batch = self._take_batch()
         target = self._done_seq + len(batch)
         # An fsync rides along once the batch reaches every write it is for.
@@ -523,6 +537,8 @@ class PositionalWriter(trio.abc.AsyncResource):
             self._bytes_superseded += plan.superseded
         self._pending -= sum(len(data) for _, data in batch)
         if outcome.error is not None:
+            if outcome.failed_call != "pwrite":
+                self._done_seq = target  # the writes are in: only the sync failed
             self._fail(outcome.error, outcome.unwritten, outcome.failed_call)
             return
         self._done_seq = target
@@ -534,16 +550,26 @@ class PositionalWriter(trio.abc.AsyncResource):
     # ------------------------------------------------------------------
     # Failure and wakeups
 
-    def _fail(self, cause: BaseException, unwritten: list[Range], call: str = "pwrite") -> None:
-        unwritten = coalesce(
-            unwritten + [(offset, offset + len(data)) for offset, data in self._pieces]
-        )
-        if isinstance(cause, OSError):
-            message = f"{call} failed ({cause}); " + _describe(unwritten)
-        else:
-            message = "the owner task was cancelled or failed; " + _describe(unwritten)
-        self._failure = PositionalWriteError(message, unwritten)
+    def _fail(self, cause: BaseException | None, unwritten: list[Range], what: str) -> None:
+        """Break the writer (or add to how it broke): what failed, and the ranges lost.
+
+        The queued pieces are dropped and listed too.  A later failure adds
+        its ranges to an earlier one's, and keeps the earlier cause unless
+        that one had none; it is reported anew either way.
+        """
+        unwritten = unwritten + [(offset, offset + len(data)) for offset, data in self._pieces]
+        previous = self._failure
+        if previous is not None:
+            unwritten += previous.unwritten
+            if previous.__cause__ is not None or cause is None:
+                cause, what = previous.__cause__, self._failure_what
+        if isinstance(cause, OSError) and what in ("pwrite", "fsync", "fdatasync", "close"):
+            what = f"{what} failed ({cause})"
+        unwritten = coalesce(unwritten)
+        self._failure_what = what
+        self._failure = PositionalWriteError(f"{what}; {_describe(unwritten)}", unwritten)
         self._failure.__cause__ = cause
+        self._failure_reported = False
         self._pending -= self._queued
         self._queued = 0
         self._pieces = []

@@ -94,12 +94,15 @@ def write_runs(fd: int, runs: list[Run], sync: bool, datasync: bool = False) -> 
             return outcome
         outcome.runs_written += 1
     if sync:
-        call = os.fdatasync if datasync and hasattr(os, "fdatasync") else os.fsync
+        datasync = datasync and hasattr(os, "fdatasync")
         try:
-            call(fd)
+            if datasync:
+                os.fdatasync(fd)
+            else:
+                os.fsync(fd)
         except OSError as exc:
             outcome.error = exc
-            outcome.failed_call = call.__name__
+            outcome.failed_call = "fdatasync" if datasync else "fsync"
             return outcome
         outcome.synced = True
     return outcome
