@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_bufwriter import PositionalWriteError, WriterState, open_positional_writer
+from trio_bufwriter import (
+    PositionalWriteError,
+    PositionalWriter,
+    WriterState,
+    open_positional_writer,
+)
+from trio_bufwriter import _positional as positional_module
 from trio_bufwriter import _pwrite as pwrite_module
 from trio_bufwriter._pwrite import write_runs
 from trio_bufwriter._ranges import Run
@@ -213,3 +219,62 @@ def test_a_write_that_makes_no_progress_is_an_error_not_a_spin(
     assert outcome.error.errno == errno.EIO
     assert outcome.unwritten == [(3, 6)]
     assert outcome.syscalls == 1
+
+
+def test_a_bool_is_not_a_file_descriptor() -> None:
+    with pytest.raises(TypeError, match="bool"):
+        PositionalWriter(True)
+
+
+async def test_a_trip_that_raises_breaks_the_writer_and_lists_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_trip(fd: int, runs: list[Run], sync: bool, datasync: bool) -> None:
+        raise RuntimeError("a bug in the worker thread")
+
+    monkeypatch.setattr(positional_module, "write_runs", broken_trip)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+    writer = PositionalWriter(fd, close_fd=True)
+
+    async def run_it() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writer.write_at(0, b"abc")
+
+    with trio.fail_after(10), pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="a bug")):
+        await run_it()
+    assert writer.state is WriterState.BROKEN
+    # Nothing of the batch is recorded as written: it is all listed.
+    with pytest.raises(PositionalWriteError, match="owner task") as caught:
+        await writer.aclose()
+    assert caught.value.unwritten == [(0, 3)]
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert writer.statistics().bytes_written == 0
+
+
+async def test_a_failing_close_is_reported_by_aclose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_close = os.close
+    ours: list[int] = []
+
+    def close_then_fail(fd: int) -> None:
+        real_close(fd)
+        if fd in ours:
+            raise OSError(errno.EIO, "simulated write-back error on close")
+
+    monkeypatch.setattr(os, "close", close_then_fail)
+    writers: list[PositionalWriter] = []
+
+    async def write_one_byte() -> None:
+        async with open_positional_writer(tmp_path / "f") as writer:
+            writers.append(writer)
+            ours.append(writer.fd)
+            writer.write_at(0, b"x")
+
+    with trio.fail_after(10), pytest.raises(PositionalWriteError, match="close failed") as caught:
+        await write_one_byte()
+    writer = writers[0]
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.unwritten == []
+    assert writer.state is WriterState.CLOSED
