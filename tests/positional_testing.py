@@ -20,6 +20,11 @@ def read(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def open_for_writing(path: Path) -> int:
+    """A descriptor for *path*, created if need be, as a test's own writer would use."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+
+
 def fd_is_open(fd: int) -> bool:
     try:
         os.fstat(fd)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from positional_testing import fd_is_open, gated_trips
+from positional_testing import fd_is_open, gated_trips, open_for_writing
 
 from trio_bufwriter import (
     DEFAULT_POSITIONAL_HIGH_WATER,
@@ -423,7 +423,7 @@ async def test_aclose_writes_everything_then_closes_an_owned_descriptor(path: Pa
 
 
 async def test_a_borrowed_descriptor_is_left_open(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+    fd = open_for_writing(path)
     try:
         async with open_positional_writer(fd) as writer:
             writer.write_at(0, b"borrowed")
@@ -447,7 +447,7 @@ async def test_after_aclose_everything_but_aclose_raises_closed(path: Path) -> N
 
 
 async def test_aclose_without_an_owner_task_writes_the_pieces_itself(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+    fd = open_for_writing(path)
     writer = PositionalWriter(fd, close_fd=True)
     writer.write_at(1, b"b")
     writer.write_at(0, b"a")
@@ -490,7 +490,7 @@ async def test_cancelled_aclose_lets_the_trip_in_flight_finish_before_closing(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -534,7 +534,7 @@ async def test_a_block_that_raises_propagates_its_error_as_itself(path: Path) ->
 
 
 async def test_a_cancelled_owner_breaks_the_writer(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+    fd = open_for_writing(path)
     writer = PositionalWriter(fd, close_fd=True)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
@@ -552,7 +552,7 @@ async def test_cancelling_the_owner_mid_trip_records_the_trip_then_breaks(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)

@@ -10,7 +10,6 @@ drain, flush, trips, failures and cancellations in random orders.
 from __future__ import annotations
 
 import errno
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -21,7 +20,7 @@ import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, event, given, settings
-from positional_testing import GatedTrips, fd_is_open, gated_trips
+from positional_testing import GatedTrips, fd_is_open, gated_trips, open_for_writing
 
 from trio_bufwriter import (
     PositionalWriteError,
@@ -37,10 +36,6 @@ from trio_bufwriter._ranges import Run, coalesce
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "out.bin"
-
-
-def _open(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
 
 
 class ScriptedTrips:
@@ -110,7 +105,7 @@ async def test_a_drain_waiting_when_a_write_fails_raises(
     """docs: "Tasks waiting in drain() or flush() wake up and raise"."""
     outcome: list[BaseException | None] = []
     with trio.fail_after(10), scripted_trips(monkeypatch) as gate:
-        fd = _open(path)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True, high_water=10, low_water=0)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -141,7 +136,7 @@ async def test_a_drain_waiting_when_the_owner_is_cancelled_raises(
 ) -> None:
     outcome: list[BaseException | None] = []
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = _open(path)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True, high_water=10, low_water=0)
         async with trio.open_nursery() as outer:
 
@@ -177,7 +172,7 @@ async def test_an_aclose_waiting_beside_a_cancelled_one_does_not_report_success(
     """A graceful aclose returns normally although its writes were discarded."""
     graceful_result: list[BaseException | None] = []
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = _open(path)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -217,7 +212,7 @@ async def test_a_cancelled_aclose_starts_no_new_trip(
 ) -> None:
     """Cancelled aclose waits for the trip *in flight*; it must not start an fsync trip."""
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = _open(path)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True, fsync_on_close=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -280,7 +275,7 @@ async def test_an_fsync_failure_lists_only_the_writes_queued_behind_it(
 ) -> None:
     """The written bytes reached the file; the ones queued behind the fsync did not."""
     with trio.fail_after(10), scripted_trips(monkeypatch) as gate:
-        fd = _open(path)
+        fd = open_for_writing(path)
         writer = PositionalWriter(fd, close_fd=True)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -370,7 +365,7 @@ def _run_with(
     errors: list[str] = []
 
     async def main() -> None:
-        fd = _open(path)
+        fd = open_for_writing(path)
         low_water = high_water * low_ratio // 4
         writer = PositionalWriter(fd, close_fd=True, high_water=high_water, low_water=low_water)
         pieces: list[tuple[int, bytes]] = []
@@ -556,6 +551,7 @@ def _run_with(
     assert not errors, errors
 
 
+@pytest.mark.parametrize("allow_failures", [False, True], ids=["no-failures", "failures"])
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     ops=st.lists(op_strategy, max_size=30),
@@ -563,9 +559,10 @@ def _run_with(
     low_ratio=st.integers(0, 4),
     end=st.sampled_from(["graceful", "cancelled"]),
 )
-def test_random_interleavings_without_failures_match_the_model(
+def test_random_interleavings_match_the_model(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    allow_failures: bool,
     ops: list[tuple[str, int, int]],
     high_water: int,
     low_ratio: int,
@@ -574,64 +571,4 @@ def test_random_interleavings_without_failures_match_the_model(
     with monkeypatch.context() as m:
         gate = CountingGate()
         m.setattr(_positional, "write_runs", gate)
-        _run_with(gate, tmp_path, ops, high_water, low_ratio, end, allow_failures=False)
-
-
-@settings(deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    ops=st.lists(op_strategy, max_size=30),
-    high_water=st.integers(0, 40),
-    low_ratio=st.integers(0, 4),
-    end=st.sampled_from(["graceful", "cancelled"]),
-)
-def test_random_interleavings_with_failures_match_the_model(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    ops: list[tuple[str, int, int]],
-    high_water: int,
-    low_ratio: int,
-    end: str,
-) -> None:
-    with monkeypatch.context() as m:
-        gate = CountingGate()
-        m.setattr(_positional, "write_runs", gate)
-        _run_with(gate, tmp_path, ops, high_water, low_ratio, end, allow_failures=True)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    pieces=st.lists(
-        st.tuples(st.integers(0, 100), st.binary(min_size=1, max_size=30)), min_size=1, max_size=20
-    ),
-    iov_max=st.integers(1, 5),
-    cuts=st.lists(st.integers(1, 50), min_size=1, max_size=50),
-)
-def test_short_writes_at_any_point_leave_the_planned_bytes(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    pieces: list[tuple[int, bytes]],
-    iov_max: int,
-    cuts: list[int],
-) -> None:
-    from trio_bufwriter import _pwrite
-    from trio_bufwriter._ranges import plan_batch
-
-    plan = plan_batch(pieces, iov_max=iov_max)
-    calls = iter(cuts * 1000)
-
-    def short_pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
-        joined = b"".join(buffers)
-        return os.pwrite(fd, joined[: next(calls)], offset)
-
-    path = tmp_path / "short.bin"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
-    try:
-        with monkeypatch.context() as m:
-            m.setattr(_pwrite, "_pwritev", short_pwritev)
-            outcome = _pwrite.write_runs(fd, plan.runs, False)
-    finally:
-        os.close(fd)
-    assert outcome.error is None
-    assert outcome.runs_written == len(plan.runs)
-    assert outcome.bytes_written == sum(run.length for run in plan.runs)
-    assert path.read_bytes() == _apply_all(pieces)
+        _run_with(gate, tmp_path, ops, high_water, low_ratio, end, allow_failures=allow_failures)

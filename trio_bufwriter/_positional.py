@@ -199,7 +199,8 @@ class PositionalWriter(trio.abc.AsyncResource):
 
     @property
     def low_water(self) -> int:
-        """A waiting :meth:`drain` returns once at most this many are."""
+        """A waiting :meth:`drain` returns once at most this many are queued
+        for the owner task (and pending is back under :attr:`high_water`)."""
         return self._low_water
 
     @property
