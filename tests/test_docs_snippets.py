@@ -176,6 +176,11 @@ def _(result: Any) -> None:
     assert missing == [(0, 100), (4096, 4196)]  # /dev/full took nothing
 
 
+@check("own_nursery")
+def _(result: Any) -> None:
+    assert result == [b"hello, first", b"hello, second"]
+
+
 @check("positional_basic")
 def _(result: Any) -> None:
     same, stats = result
