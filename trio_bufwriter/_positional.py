@@ -116,6 +116,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         "_low_water",
         "_owner_done",
         "_owner_lot",
+        "_owner_parked",
         "_peak_pending",
         "_pending",
         "_pieces",
@@ -173,6 +174,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._sync_wanted = 0
         self._flush_waiters: list[tuple[int, bool, trio.Event]] = []
         self._owner_lot = ParkingLot()
+        self._owner_parked = False
         self._drain_lot = ParkingLot()
         self._started = False
         self._owner_done = trio.Event()
@@ -253,9 +255,10 @@ class PositionalWriter(trio.abc.AsyncResource):
         """
         if self._state:
             self._raise_if_finished()
-        if isinstance(offset, bool) or not hasattr(offset, "__index__"):
-            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
-        offset = operator.index(offset)
+        if type(offset) is not int:
+            if isinstance(offset, bool) or not hasattr(offset, "__index__"):
+                raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+            offset = operator.index(offset)
         if offset < 0:
             raise ValueError(f"offset must not be negative, got {offset}")
         if type(data) is not bytes:
@@ -278,7 +281,8 @@ class PositionalWriter(trio.abc.AsyncResource):
         self._pending += size
         if self._pending > self._peak_pending:
             self._peak_pending = self._pending
-        if self._owner_lot:
+        if self._owner_parked:
+            self._owner_parked = False
             self._owner_lot.unpark()
 
     async def drain(self) -> None:
@@ -480,6 +484,8 @@ class PositionalWriter(trio.abc.AsyncResource):
             elif self._state:
                 return
             else:
+                # A flag rather than len(ParkingLot): write_at checks it per piece.
+                self._owner_parked = True
                 await self._owner_lot.park()
 
     def _take_batch(self) -> list[tuple[int, bytes]]:
