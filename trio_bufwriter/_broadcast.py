@@ -8,9 +8,10 @@ from typing import final
 
 import trio
 
+from ._buffers import BytesLike, bad_data
 from ._limits import BufferLimitError
 from ._stream import BufferedStream
-from ._writer import BufferedWriter, BytesLike, _bad_data, _BufferedSendBase
+from ._writer import BufferedWriter, _BufferedSendBase
 
 #: What a Broadcaster holds.
 Subscriber = BufferedWriter | BufferedStream
@@ -102,7 +103,7 @@ class Broadcaster:
             try:
                 message = memoryview(data).tobytes()
             except TypeError:
-                raise _bad_data(data, "broadcast()") from None
+                raise bad_data(data, "broadcast()") from None
         dropped: list[tuple[Subscriber, Exception]] = []
         for writer in list(self._writers):
             try:

@@ -9,10 +9,10 @@ from typing import Final, final
 import trio
 from trio.lowlevel import ParkingLot, checkpoint, checkpoint_if_cancelled
 
+from ._buffers import BytesLike, bad_data
 from ._pwrite import Outcome, write_runs
 from ._ranges import Range, coalesce, plan_batch
 from ._state import PositionalStatistics, WriterState
-from ._writer import BytesLike
 
 #: The default budget of bytes accepted by :meth:`PositionalWriter.write_at`
 #: and not yet written, above which :meth:`~PositionalWriter.drain` waits.
@@ -265,9 +265,7 @@ class PositionalWriter(trio.abc.AsyncResource):
             try:
                 data = memoryview(data).tobytes()
             except TypeError:
-                raise TypeError(
-                    f"data must be a bytes-like object, not {type(data).__name__}"
-                ) from None
+                raise bad_data(data, "write_at()") from None
         size = len(data)
         if offset + size > _MAX_FILE_OFFSET:
             raise ValueError(f"a write of {size} bytes at {offset} ends past the largest offset")

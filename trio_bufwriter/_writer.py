@@ -33,6 +33,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from ._buffers import BytesLike, bad_data, is_contiguous_buffer
 from ._cancel import RUN_CONTEXT
 from ._conflict import ConflictDetector
 from ._limits import BufferLimitError, OverflowPolicy, StallClock, StallTimeoutError
@@ -40,8 +41,6 @@ from ._socket import set_notsent_lowat, socket_sink
 from ._state import WriterState, WriterStatistics
 
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
     from typing_extensions import TypedDict
 
     class WriterOptions(TypedDict, total=False):
@@ -56,10 +55,6 @@ if TYPE_CHECKING:
         overflow: OverflowPolicy
         stall_timeout: float | None
 
-
-#: What ``write()`` accepts.  Any object with a C-contiguous buffer works at run
-#: time (``array.array``, ``mmap``...); these are the types trio itself names.
-BytesLike: TypeAlias = "bytes | bytearray | memoryview"
 
 DEFAULT_HIGH_WATER = 64 * 1024
 # 1 MiB sends keep loopback TCP at ~0.97x of its bulk limit on the reference
@@ -83,32 +78,7 @@ _CLOSED = WriterState.CLOSED
 _BROKEN = WriterState.BROKEN
 
 
-def _bad_data(data: object, what: str = "write()") -> TypeError:
-    if isinstance(data, memoryview) and not data.c_contiguous:
-        return TypeError(
-            f"{what} needs a C-contiguous buffer; got a non-contiguous "
-            "memoryview (copy it with .tobytes() first)"
-        )
-    if isinstance(data, str):
-        return TypeError(
-            f"{what} takes bytes-like objects, not str: encode the text first "
-            "(for example data.encode())"
-        )
-    return TypeError(
-        f"{what} takes a bytes-like object (bytes, bytearray, memoryview or "
-        f"another C-contiguous buffer), not {type(data).__name__!r}"
-    )
-
-
 _NO_ITEM = object()
-
-
-def _is_contiguous_buffer(obj: object) -> bool:
-    try:
-        with memoryview(obj) as view:  # type: ignore[arg-type]
-            return view.c_contiguous
-    except TypeError:
-        return False
 
 
 def _check_size(name: str, value: object, minimum: int) -> int:
@@ -387,7 +357,7 @@ class _BufferedSendBase(trio.abc.SendStream):
                     return
                 self._buf += data
             except TypeError:
-                raise _bad_data(data) from None
+                raise bad_data(data) from None
             if self._max_buffer is not None and len(self._buf) + self._inflight > self._max_buffer:
                 size = memoryview(data).nbytes
                 del self._buf[len(self._buf) - size :]
@@ -414,7 +384,7 @@ class _BufferedSendBase(trio.abc.SendStream):
                 try:
                     self._buf += data
                 except TypeError:
-                    raise _bad_data(data) from None
+                    raise bad_data(data) from None
                 if self._max_buffer is not None and len(self._buf) > self._max_buffer:
                     self._buf = bytearray()  # it was empty: the sender is idle
                     self._refuse(memoryview(data).nbytes)
@@ -427,7 +397,7 @@ class _BufferedSendBase(trio.abc.SendStream):
         try:
             view = memoryview(data).cast("B")
         except TypeError:
-            raise _bad_data(data) from None
+            raise bad_data(data) from None
         # A write too big for the limit is refused even if the socket could
         # take some of it now: refusing means nothing of it is sent.
         self._check_room(len(view))
@@ -473,8 +443,8 @@ class _BufferedSendBase(trio.abc.SendStream):
         except BaseException:
             # All or nothing: take back what this call already appended.
             del buf[mark:]
-            if item is not _NO_ITEM and not _is_contiguous_buffer(item):
-                raise _bad_data(item, "writelines()") from None
+            if item is not _NO_ITEM and not is_contiguous_buffer(item):
+                raise bad_data(item, "writelines()") from None
             raise
         if self._max_buffer is not None and len(buf) + self._inflight > self._max_buffer:
             size = len(buf) - mark
