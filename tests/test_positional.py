@@ -194,17 +194,19 @@ async def test_bad_arguments_raise_clear_errors_and_queue_nothing(path: Path) ->
 
 
 def test_water_marks_are_checked() -> None:
-    with pytest.raises(ValueError, match="exceed"):
+    with pytest.raises(ValueError, match="must not be above"):
         PositionalWriter(0, high_water=10, low_water=11)
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=">= 0"):
         PositionalWriter(0, high_water=-1)
+    with pytest.raises(TypeError, match="high_water must be an int"):
+        PositionalWriter(0, high_water=1.5)  # type: ignore[arg-type]
     writer = PositionalWriter(0)
     assert writer.high_water == DEFAULT_POSITIONAL_HIGH_WATER
     assert writer.low_water == DEFAULT_POSITIONAL_HIGH_WATER // 4
 
 
 def test_open_positional_writer_checks_its_arguments_before_opening(path: Path) -> None:
-    with pytest.raises(ValueError, match="exceed"):
+    with pytest.raises(ValueError, match="must not be above"):
         open_positional_writer(path, high_water=1, low_water=2)
     with pytest.raises(ValueError, match="preallocate"):
         open_positional_writer(path, preallocate=-1)

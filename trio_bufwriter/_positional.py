@@ -13,6 +13,7 @@ from ._buffers import BytesLike, bad_data
 from ._pwrite import Outcome, write_runs
 from ._ranges import Range, coalesce, plan_batch
 from ._state import PositionalStatistics, WriterState
+from ._water import water_marks
 
 #: The default budget of bytes accepted by :meth:`PositionalWriter.write_at`
 #: and not yet written, above which :meth:`~PositionalWriter.drain` waits.
@@ -92,6 +93,7 @@ class PositionalWriter(trio.abc.AsyncResource):
         caller's and is left open.
 
     Raises:
+      TypeError: a water mark is not an int.
       ValueError: a water mark is negative, or *low_water* > *high_water*.
       NotImplementedError: the platform has no ``os.pwrite`` (Windows).
     """
@@ -144,12 +146,7 @@ class PositionalWriter(trio.abc.AsyncResource):
     ) -> None:
         if not hasattr(os, "pwrite"):  # pragma: no cover - Windows
             raise NotImplementedError("PositionalWriter needs os.pwrite (a POSIX system)")
-        if low_water is None:
-            low_water = high_water // 4
-        if high_water < 0 or low_water < 0:
-            raise ValueError("water marks must not be negative")
-        if low_water > high_water:
-            raise ValueError(f"low_water ({low_water}) must not exceed high_water ({high_water})")
+        high_water, low_water = water_marks(high_water, low_water, DEFAULT_POSITIONAL_HIGH_WATER)
         if isinstance(fd, bool):
             raise TypeError("fd must be a file descriptor (an int), not a bool")
         #: The file descriptor written to.

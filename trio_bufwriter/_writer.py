@@ -39,6 +39,7 @@ from ._conflict import ConflictDetector
 from ._limits import BufferLimitError, OverflowPolicy, StallClock, StallTimeoutError
 from ._socket import set_notsent_lowat, socket_sink
 from ._state import WriterState, WriterStatistics
+from ._water import check_size, water_marks
 
 if TYPE_CHECKING:
     from typing_extensions import TypedDict
@@ -79,14 +80,6 @@ _BROKEN = WriterState.BROKEN
 
 
 _NO_ITEM = object()
-
-
-def _check_size(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 class _BufferedSendBase(trio.abc.SendStream):
@@ -148,9 +141,9 @@ class _BufferedSendBase(trio.abc.SendStream):
                 f"expected a trio.abc.SendStream to wrap, not {type(stream).__name__!r}"
             )
         if notsent_lowat is not None:
-            _check_size("notsent_lowat", notsent_lowat, 0)
+            check_size("notsent_lowat", notsent_lowat, 0)
         if max_buffer is not None:
-            _check_size("max_buffer", max_buffer, 0)
+            check_size("max_buffer", max_buffer, 0)
         if overflow not in ("raise", "abort"):
             raise ValueError(f"overflow must be 'raise' or 'abort', not {overflow!r}")
         if stall_timeout is not None and not (
@@ -204,7 +197,7 @@ class _BufferedSendBase(trio.abc.SendStream):
             "wait_send_all_might_not_block or send_eof (use write() to send "
             "from many tasks at once)"
         )
-        self._max_send_size = _check_size("max_send_size", max_send_size, 1)
+        self._max_send_size = check_size("max_send_size", max_send_size, 1)
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
         self.set_water_marks(high_water, low_water)
@@ -236,18 +229,7 @@ class _BufferedSendBase(trio.abc.SendStream):
           TypeError: a mark is not an int.
           ValueError: a mark is negative, or *low* is above *high*.
         """
-        if high is not None:
-            _check_size("high_water", high, 0)
-        if low is not None:
-            _check_size("low_water", low, 0)
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if low > high:
-            raise ValueError(f"low_water ({low}) must not be above high_water ({high})")
-        self._high_water = high
-        self._low_water = low
+        self._high_water, self._low_water = water_marks(high, low, DEFAULT_HIGH_WATER)
         self._wake_drainers_if_low()
 
     @property
