@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
-from trio_bufwriter import _positional
+from trio_bufwriter import PositionalWriter, _positional
 from trio_bufwriter._pwrite import Outcome, write_runs
 from trio_bufwriter._ranges import Run
 
@@ -23,6 +24,23 @@ def read(path: Path) -> bytes:
 def open_for_writing(path: Path) -> int:
     """A descriptor for *path*, created if need be, as a test's own writer would use."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+
+
+def owned_writer(path: Path, **options: Any) -> PositionalWriter:
+    """A writer on a new descriptor for *path*, which its aclose() closes."""
+    return PositionalWriter(open_for_writing(path), close_fd=True, **options)
+
+
+async def record_outcome(
+    results: list[BaseException | None], async_fn: Callable[[], Awaitable[object]]
+) -> None:
+    """Await *async_fn()* and append what it raised to *results*, or None if nothing."""
+    try:
+        await async_fn()
+    except BaseException as exc:
+        results.append(exc)
+    else:
+        results.append(None)
 
 
 def fd_is_open(fd: int) -> bool:

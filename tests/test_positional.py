@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from positional_testing import fd_is_open, gated_trips, open_for_writing
+from positional_testing import fd_is_open, gated_trips, open_for_writing, owned_writer
 
 from trio_bufwriter import (
     DEFAULT_POSITIONAL_HIGH_WATER,
@@ -449,8 +449,8 @@ async def test_after_aclose_everything_but_aclose_raises_closed(path: Path) -> N
 
 
 async def test_aclose_without_an_owner_task_writes_the_pieces_itself(path: Path) -> None:
-    fd = open_for_writing(path)
-    writer = PositionalWriter(fd, close_fd=True)
+    writer = owned_writer(path)
+    fd = writer.fd
     writer.write_at(1, b"b")
     writer.write_at(0, b"a")
     await writer.aclose()
@@ -492,8 +492,8 @@ async def test_cancelled_aclose_lets_the_trip_in_flight_finish_before_closing(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True)
+        writer = owned_writer(path)
+        fd = writer.fd
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             writer.write_at(0, b"in flight")
@@ -536,8 +536,8 @@ async def test_a_block_that_raises_propagates_its_error_as_itself(path: Path) ->
 
 
 async def test_a_cancelled_owner_breaks_the_writer(path: Path) -> None:
-    fd = open_for_writing(path)
-    writer = PositionalWriter(fd, close_fd=True)
+    writer = owned_writer(path)
+    fd = writer.fd
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         nursery.cancel_scope.cancel()
@@ -554,8 +554,7 @@ async def test_cancelling_the_owner_mid_trip_records_the_trip_then_breaks(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True)
+        writer = owned_writer(path)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             writer.write_at(0, b"done")

@@ -20,7 +20,14 @@ import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, event, given, settings
-from positional_testing import GatedTrips, fd_is_open, gated_trips, open_for_writing
+from positional_testing import (
+    GatedTrips,
+    fd_is_open,
+    gated_trips,
+    open_for_writing,
+    owned_writer,
+    record_outcome,
+)
 
 from trio_bufwriter import (
     PositionalWriteError,
@@ -105,22 +112,13 @@ async def test_a_drain_waiting_when_a_write_fails_raises(
     """docs: "Tasks waiting in drain() or flush() wake up and raise"."""
     outcome: list[BaseException | None] = []
     with trio.fail_after(10), scripted_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True, high_water=10, low_water=0)
+        writer = owned_writer(path, high_water=10, low_water=0)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             writer.write_at(0, b"x" * 20)
             await gate.wait_entered()
 
-            async def drainer() -> None:
-                try:
-                    await writer.drain()
-                except BaseException as exc:
-                    outcome.append(exc)
-                else:
-                    outcome.append(None)
-
-            nursery.start_soon(drainer)
+            nursery.start_soon(record_outcome, outcome, writer.drain)
             await trio.testing.wait_all_tasks_blocked()
             assert outcome == []  # it is waiting: 20 > high water 10
             gate.failures.append(_enospc())
@@ -136,24 +134,14 @@ async def test_a_drain_waiting_when_the_owner_is_cancelled_raises(
 ) -> None:
     outcome: list[BaseException | None] = []
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True, high_water=10, low_water=0)
+        writer = owned_writer(path, high_water=10, low_water=0)
         async with trio.open_nursery() as outer:
-
-            async def drainer() -> None:
-                try:
-                    await writer.drain()
-                except BaseException as exc:
-                    outcome.append(exc)
-                else:
-                    outcome.append(None)
-
             async with trio.open_nursery() as owner_nursery:
                 await owner_nursery.start(writer.run)
                 writer.write_at(0, b"a" * 6)
                 await gate.wait_entered()
                 writer.write_at(10, b"b" * 6)  # queued: pending 12 > 10
-                outer.start_soon(drainer)
+                outer.start_soon(record_outcome, outcome, writer.drain)
                 await trio.testing.wait_all_tasks_blocked()
                 owner_nursery.cancel_scope.cancel()
                 gate.release()
@@ -172,23 +160,15 @@ async def test_an_aclose_waiting_beside_a_cancelled_one_does_not_report_success(
     """A graceful aclose returns normally although its writes were discarded."""
     graceful_result: list[BaseException | None] = []
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True)
+        writer = owned_writer(path)
+        fd = writer.fd
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             writer.write_at(0, b"in flight")
             await gate.wait_entered()
             writer.write_at(100, b"queued")
 
-            async def graceful() -> None:
-                try:
-                    await writer.aclose()
-                except BaseException as exc:
-                    graceful_result.append(exc)
-                else:
-                    graceful_result.append(None)
-
-            nursery.start_soon(graceful)
+            nursery.start_soon(record_outcome, graceful_result, writer.aclose)
             await trio.testing.wait_all_tasks_blocked()
 
             async def release_when_blocked() -> None:
@@ -212,8 +192,8 @@ async def test_a_cancelled_aclose_starts_no_new_trip(
 ) -> None:
     """Cancelled aclose waits for the trip *in flight*; it must not start an fsync trip."""
     with trio.fail_after(10), gated_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True, fsync_on_close=True)
+        writer = owned_writer(path, fsync_on_close=True)
+        fd = writer.fd
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             writer.write_at(0, b"in flight")
@@ -275,8 +255,7 @@ async def test_an_fsync_failure_lists_only_the_writes_queued_behind_it(
 ) -> None:
     """The written bytes reached the file; the ones queued behind the fsync did not."""
     with trio.fail_after(10), scripted_trips(monkeypatch) as gate:
-        fd = open_for_writing(path)
-        writer = PositionalWriter(fd, close_fd=True)
+        writer = owned_writer(path)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             writer.write_at(0, b"a")
