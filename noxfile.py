@@ -1,7 +1,8 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
 ``nox -s docs``, ``nox -s examples``, ``nox -s demo``, ``nox -s bench``,
 ``nox -s positional_bench``, ``nox -s soak``, ``nox -s fanout``,
-``nox -s thorough``.  CONTRIBUTING.md says what each is for."""
+``nox -s thorough``, ``nox -s stress_tests``.  CONTRIBUTING.md says what
+each is for."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ def thorough(session: nox.Session) -> None:
     """The test suite with many more hypothesis examples."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs, env={"HYPOTHESIS_PROFILE": "thorough"})
+
+
+@nox.session(name="stress_tests")
+def stress_tests(session: nox.Session) -> None:
+    """The test suite 5 times beside two busy-loop processes, then 5 times
+    without: every verdict must be the same on a loaded machine (pass
+    ``--runs``/``--busy`` and, after ``--``, pytest args)."""
+    session.install("-e", ".[test]")
+    session.run("python", "tools/stress_tests.py", *session.posargs)
 
 
 @nox.session

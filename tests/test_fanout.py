@@ -32,13 +32,16 @@ from trio_bufwriter._fanout import (
 # Thread mode: the clients share the GIL with the server, so an unpaced
 # publisher can starve them (worse under coverage), and a fast client would
 # reach its limit.  Paced at 50,000 messages a second (12.8 MB/s a client),
-# a GIL switch interval is 64 kB behind at most, while the stuck client still
-# reaches max_buffer within a fraction of a phase.
+# a GIL switch interval is 64 kB behind at most.  The stuck client is cut off
+# by amount: phase b goes on until it is.  Speed is reported, never judged:
+# a fraction-of-a-second run with its clients in the same process is at the
+# mercy of whatever else the machine is doing.
 _SMALL = {
     "max_buffer": 1024 * 1024,
     "high_water": 16 * 1024,
     "rate": 50_000,
     "client_side": "thread",
+    "speed_verdict": "report",
 }
 
 
@@ -51,18 +54,14 @@ def _summary_numbers(text: str) -> dict[str, str]:
     }
 
 
-def _assert_passed_but_for_speed(out: str) -> None:
-    """Every verdict but the throughput ratio passed.
-
-    A fraction-of-a-second run with its clients in the same process is at
-    the mercy of whatever else the machine is doing (leftover child
-    processes of earlier tests, say), so these tests do not judge its speed;
-    the subprocess run below and the CI run of the command do.
-    """
+def _assert_passed(status: int, out: str) -> None:
+    """Every verdict that counts passed (speed is only reported in these runs)."""
     numbers = _summary_numbers(out)
     for name in ("stuck client", "server memory", "delivery"):
         assert numbers[name].endswith(": PASS"), out
     assert "problems" not in numbers, out
+    assert status == 0, out
+    assert out.rstrip().endswith("result: PASS")
 
 
 def _thread_run(clients: int = 6, seconds: float = 0.5, **options: object) -> tuple[int, str]:
@@ -76,36 +75,35 @@ def _thread_run(clients: int = 6, seconds: float = 0.5, **options: object) -> tu
 
 
 def test_a_short_run_with_a_client_process_passes() -> None:
-    code = "import sys; from trio_bufwriter._fanout import run_fanout; sys.exit(run_fanout(50, 2))"
-    for attempt in range(2):
-        result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-        )
-        out = result.stdout
-        numbers = _summary_numbers(out)
-        # The ratio is a timing on a shared machine: a run that failed on it
-        # alone (and passed everything else) gets one more try.
-        failed = [name for name, value in numbers.items() if value.endswith("FAIL")]
-        if attempt == 0 and failed == ["throughput b/a"]:
-            continue
-        break
+    # The speed verdict is printed but not judged here: a ratio of two rates
+    # on a shared machine says how busy it was that minute.  (CI runs the
+    # command with --speed-verdict report too; nox -s fanout judges it.)
+    code = (
+        "import sys; from trio_bufwriter._fanout import run_fanout; "
+        "sys.exit(run_fanout(50, 2, speed_verdict='report'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    out = result.stdout
+    numbers = _summary_numbers(out)
     assert result.returncode == 0, out + result.stderr
     assert out.startswith("trio_bufwriter fanout: 50 clients (49 fast, 1 stuck), 2 s per phase")
     assert "clients: a separate process (spawn)" in out
     assert "warm-up (49 fast clients, no stuck client, 1 s, not measured)" in out
     assert "phase a (49 fast clients, no stuck client):" in out
     assert "phase b (49 fast clients + 1 stuck client):" in out
-    # One progress line a second.
-    assert re.search(r"^ +1\.\d s  subscribers 49/49  sent [\d.,]+ MB/s", out, re.MULTILINE)
+    # A progress line a second (its time is when it printed, on a busy
+    # machine a little late).
+    assert re.search(r"^ +\d+\.\d s  subscribers 49/49  sent [\d.,]+ MB/s", out, re.MULTILINE)
     assert re.search(r"^ +[\d.]+ s  dropped client 49 \(stuck\): BufferLimitError: ", out, re.M)
     assert re.fullmatch(r"49 fast clients alone: [\d.,]+ MB/s received .*", numbers["phase a"])
     assert re.fullmatch(r"49 fast clients \+ 1 stuck: [\d.,]+ MB/s received .*", numbers["phase b"])
-    ratio = re.fullmatch(
-        r"([\d.]+) \(per server CPU-second: [\d.]+; target >= 0\.90\): PASS",
+    assert re.fullmatch(
+        r"[\d.]+ \(per server CPU-second: [\d.]+; target >= 0\.90\): "
+        r"(PASS|FAIL \(reported, not judged: --speed-verdict report\))",
         numbers["throughput b/a"],
     )
-    assert ratio
-    assert float(ratio[1]) >= 0.9
     assert re.fullmatch(
         r"cut off [\d.]+ s into phase b by BufferLimitError \(a write of 256 bytes would hold "
         r"\d+ bytes, over max_buffer=1048576\); [\d,]+ B had reached its socket \([\d,]+ "
@@ -128,19 +126,19 @@ def test_a_paced_run_with_client_threads_passes() -> None:
     status, out = _thread_run(
         rate=8000, max_buffer=64 * 1024, stall_timeout=None, notsent_lowat=32 * 1024
     )
-    assert status in (0, 1), out
-    _assert_passed_but_for_speed(out)
+    _assert_passed(status, out)
     assert "256-byte messages at 8,000 a second" in out
     assert "stall_timeout none, notsent_lowat 32,768 B" in out
     assert "clients: a thread (test mode)" in out
     numbers = _summary_numbers(out)
-    # Paced: each phase sends about rate x seconds messages.
+    # Paced: a phase never sends more than rate x its window (plus a batch
+    # and the marks' slack); how many fewer a slow machine manages is not
+    # judged here.
     for name in ("phase a", "phase b"):
-        messages = re.search(r", ([\d,]+) messages\)", numbers[name])
-        assert messages
-        assert 2000 <= int(messages[1].replace(",", "")) <= 4200
+        counts = re.search(r" in ([\d.]+) s, ([\d,]+) messages\)", numbers[name])
+        assert counts
+        assert 0 < int(counts[2].replace(",", "")) <= 8000 * (float(counts[1]) + 0.5) + 128
     assert numbers["stuck client"].startswith("cut off ")
-    assert out.rstrip().endswith("result: PASS")
 
 
 def test_every_subscriber_gets_the_limits_and_the_writers_notsent_lowat(
@@ -155,8 +153,7 @@ def test_every_subscriber_gets_the_limits_and_the_writers_notsent_lowat(
 
     monkeypatch.setattr(_fanout, "open_buffered_stream", recording)
     status, out = _thread_run(clients=3, seconds=0.3, stall_timeout=5.0, notsent_lowat=None)
-    assert status in (0, 1), out
-    _assert_passed_but_for_speed(out)
+    _assert_passed(status, out)
     assert "notsent_lowat 1,048,576 B (the writer's default)" in out
     # The writer's own default, not None (which would leave trio's 16 KiB).
     assert len(seen) == 2 + 2 + 3
@@ -180,7 +177,9 @@ def test_a_stuck_client_that_is_never_cut_off_fails_the_run(
     # the publisher back, and never reaches its limit.
     monkeypatch.setattr(_fanout, "quorum", lambda subscribers: 0)
     monkeypatch.setattr(_fanout, "_CLOSE_TIMEOUT", 0.2)
-    status, out = _thread_run(seconds=0.3)
+    # Phase b waits this long past its end for the cut-off that never comes.
+    monkeypatch.setattr(_fanout, "CUT_OFF_TIMEOUT", 0.2)
+    status, out = _thread_run(seconds=0.3, stall_timeout=None)
     assert status == 1
     numbers = _summary_numbers(out)
     assert re.match(r"not cut off; [\d,]+ B had reached its socket", numbers["stuck client"])
@@ -219,10 +218,21 @@ def test_a_byte_count_mismatch_fails_the_run(monkeypatch: pytest.MonkeyPatch) ->
     assert _summary_numbers(out)["delivery"].endswith(": FAIL")
 
 
+def test_a_throughput_miss_is_only_reported_with_speed_verdict_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_fanout, "THROUGHPUT_TARGET", 100.0)
+    status, out = _thread_run(clients=3, seconds=0.3)
+    assert _summary_numbers(out)["throughput b/a"].endswith(
+        "; target >= 100.00): FAIL (reported, not judged: --speed-verdict report)"
+    )
+    _assert_passed(status, out)
+
+
 def test_a_throughput_or_memory_miss_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_fanout, "THROUGHPUT_TARGET", 100.0)
     monkeypatch.setattr(_fanout, "memory_bound", lambda clients, high_water, max_buffer: 0)
-    status, out = _thread_run(clients=3, seconds=0.3)
+    status, out = _thread_run(clients=3, seconds=0.3, speed_verdict="fail")
     assert status == 1
     numbers = _summary_numbers(out)
     assert numbers["throughput b/a"].endswith("; target >= 100.00): FAIL")
@@ -240,7 +250,9 @@ def test_clients_that_cannot_connect_fail_the_run(monkeypatch: pytest.MonkeyPatc
     assert status == 1
     assert "error: the client process: connecting failed: ConnectionRefusedError(111" in out
     numbers = _summary_numbers(out)
-    assert numbers["throughput b/a"] == "- (per server CPU-second: -; target >= 0.90): FAIL"
+    assert numbers["throughput b/a"].startswith(
+        "- (per server CPU-second: -; target >= 0.90): FAIL"
+    )
     assert out.rstrip().endswith("result: FAIL")
 
 
@@ -339,9 +351,10 @@ def test_process_facts() -> None:
         ({"message_size": 0}, "multiple of 8"),
         ({"max_buffer": 100}, "need max_buffer >= message_size"),
         ({"high_water": 0}, "need max_buffer >= message_size"),
+        ({"speed_verdict": "maybe"}, "speed_verdict must be 'fail' or 'report'"),
     ],
 )
-def test_run_fanout_rejects_bad_arguments(kwargs: dict[str, float], message: str) -> None:
+def test_run_fanout_rejects_bad_arguments(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         run_fanout(**{"clients": 4, "seconds": 1.0, **kwargs, "out": io.StringIO()})  # type: ignore[arg-type]
 
@@ -385,13 +398,16 @@ def test_the_fanout_command_runs_run_fanout(monkeypatch: pytest.MonkeyPatch) -> 
             "none",
             "--notsent-lowat",
             "16384",
+            "--speed-verdict",
+            "report",
         ]
     )
     assert args.run(args) == 7
-    defaults = {"stall_timeout": 2.0, "notsent_lowat": 65536}
+    defaults = {"stall_timeout": 2.0, "notsent_lowat": 65536, "speed_verdict": "fail"}
+    given = {"stall_timeout": None, "notsent_lowat": 16384, "speed_verdict": "report"}
     assert calls == [
         (500, 10.0, 256, None, 1 << 20, 65536, defaults),
-        (20, 2.5, 64, 1000.0, 4096, 1024, {"stall_timeout": None, "notsent_lowat": 16384}),
+        (20, 2.5, 64, 1000.0, 4096, 1024, given),
     ]
     assert _parser().parse_args(["fanout", "--notsent-lowat", "default"]).notsent_lowat is None
 
@@ -408,6 +424,7 @@ def test_the_fanout_command_runs_run_fanout(monkeypatch: pytest.MonkeyPatch) -> 
         ("--max-buffer", "0"),
         ("--stall-timeout", "0"),
         ("--notsent-lowat", "lots"),
+        ("--speed-verdict", "maybe"),
     ],
 )
 def test_the_fanout_command_rejects_bad_values(

@@ -39,16 +39,17 @@ def test_a_short_soak_with_a_receiver_process_passes() -> None:
     out = result.stdout
     assert "50 loopback connections, 5 slow readers, 3 s of load, seed 5" in out
     assert "a separate process (spawn)" in out
-    # One progress line a second, then the end of the load.
-    assert len(re.findall(r"^ +[12]\.\d s  open 50/50  sent [\d,]+ B", out, re.MULTILINE)) == 2
-    assert re.search(r"^ +3\.\d s  open 50/50 .* \(end of load; closing\)$", out, re.MULTILINE)
+    # Progress lines (one a second; their times are when they printed, late
+    # on a busy machine), then the end of the load.
+    assert re.search(r"^ +[12]\.\d s  open 50/50  sent [\d,]+ B", out, re.MULTILINE)
+    assert re.search(r"^ +\d+\.\d s  open 50/50 .* \(end of load; closing\)$", out, re.MULTILINE)
     numbers = _summary_numbers(out)
     assert numbers["connections held"].startswith("50/50 open throughout")
     verified = re.fullmatch(r"([\d,]+) B in 50/50 connections .*", numbers["bytes verified"])
     assert verified
     assert int(verified[1].replace(",", "")) > 0
     assert re.fullmatch(
-        r"[\d.,]+ MiB at 1\.0 s / [\d.,]+ MiB at 3\.0 s, ratio [\d.]+ \(limit 1\.05: ok\)",
+        r"[\d.,]+ MiB at 1\.\d s / [\d.,]+ MiB at \d+\.\d s, ratio [\d.]+ \(limit 1\.05: ok\)",
         numbers["RSS start/end"],
     )
     assert out.rstrip().endswith("result: PASS")

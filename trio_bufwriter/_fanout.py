@@ -30,8 +30,11 @@ runs some 5 % slower.  glibc's malloc thresholds are fixed for the run (see
   between, both on the client's clock.
 * cut-off: the Broadcaster drops the stuck client (its write failed with
   :exc:`~trio_bufwriter.BufferLimitError` or
-  :exc:`~trio_bufwriter.StallTimeoutError` as cause) before phase (b) ends,
-  and the client sees its connection end.
+  :exc:`~trio_bufwriter.StallTimeoutError` as cause), and the client sees its
+  connection end.  Phase (b) publishes for S seconds *and* until the stuck
+  client is cut off (for :data:`CUT_OFF_TIMEOUT` more seconds at most), so
+  the verdict depends on amounts (bytes past ``max_buffer``), not on how
+  fast the machine is that minute.
 * memory: the server's peak RSS (``VmHWM``) above its RSS at start stays
   below ``clients x high_water + max_buffer + 32 MiB``.
 * delivery: every fast client receives every message, in order, with no gap,
@@ -64,7 +67,7 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO, final
+from typing import TYPE_CHECKING, Literal, TextIO, final
 
 import trio
 
@@ -83,11 +86,18 @@ if TYPE_CHECKING:
     from ._broadcast import Subscriber
     from ._stream import BufferedStream
 
+#: What a throughput miss does to the run's result: fail it, or only report it.
+SpeedVerdict = Literal["fail", "report"]
+
 #: The fast clients' received throughput with the stuck client present must be
 #: at least this share of the throughput without it.
 THROUGHPUT_TARGET = 0.90
 #: The memory bound's allowance on top of ``clients x high_water + max_buffer``.
 MEMORY_SLACK = 32 * 1024 * 1024
+#: Phase (b) goes on publishing after its S seconds until the stuck client is
+#: cut off, for at most this many seconds more: a slow or loaded machine takes
+#: longer to push max_buffer's worth of bytes, but it gets there.
+CUT_OFF_TIMEOUT = 60.0
 
 DEFAULT_CLIENTS = 500
 DEFAULT_SECONDS = 10.0
@@ -605,6 +615,9 @@ class FanoutResult:
     high_water: int
     stall_timeout: float | None
     notsent_lowat: int = WRITER_NOTSENT_LOWAT
+    #: Whether a throughput miss fails the run ("fail"), or is only
+    #: reported ("report": for a machine that is busy with other work).
+    speed_verdict: SpeedVerdict = "fail"
     phases: list[PhaseResult] = field(default_factory=list)
     rss_start: int = 0
     #: VmHWM (or the highest sample, where VmHWM is not known) above rss_start.
@@ -671,14 +684,14 @@ class FanoutResult:
         return self.complete and not any(phase.problems for phase in self.phases)
 
     @property
+    def correct(self) -> bool:
+        """Every verdict that is not about speed passed: nothing lost or
+        reordered, the stuck client cut off, memory within its bound."""
+        return not self.problems and self.cut_off_ok and self.memory_ok and self.delivery_ok
+
+    @property
     def passed(self) -> bool:
-        return (
-            not self.problems
-            and self.throughput_ok
-            and self.cut_off_ok
-            and self.memory_ok
-            and self.delivery_ok
-        )
+        return self.correct and (self.throughput_ok or self.speed_verdict == "report")
 
 
 @final
@@ -766,6 +779,8 @@ class _Phase:
         cpu_start = time.process_time()
         self.started = start = trio.current_time()
         end = start + phase.seconds
+        # A phase with a stuck client ends once it is cut off, not before.
+        last = end + CUT_OFF_TIMEOUT if phase.stuck else end
         seq = 0
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.progress, start, end)
@@ -777,10 +792,10 @@ class _Phase:
                         self.record_drops(dropped)
                 await trio.lowlevel.checkpoint()
                 now = trio.current_time()
-                if now >= end:
+                if now >= last or (now >= end and (phase.stuck_drop or not phase.stuck)):
                     break
                 if rate is not None and start + seq / rate > now:
-                    await trio.sleep_until(min(start + seq / rate, end))
+                    await trio.sleep_until(min(start + seq / rate, last))
                 if sum(1 for writer in hub if writer.need_drain) > allowed:
                     phase.pauses += 1
                     paused = trio.current_time()
@@ -788,7 +803,7 @@ class _Phase:
                     # and waiting in a writer's drain() would start its stall clock.
                     while (  # noqa: ASYNC110
                         sum(1 for writer in hub if writer.need_drain) > allowed
-                        and trio.current_time() < end
+                        and trio.current_time() < last
                     ):
                         await trio.sleep(_PAUSE)
                     phase.paused_seconds += trio.current_time() - paused
@@ -964,10 +979,13 @@ def _summary(result: FanoutResult) -> list[str]:
         if phase is not None:
             lines.extend(_phase_summary(phase))
     ratio, cpu_ratio = result.ratio, result.cpu_ratio
+    speed = verdict(result.throughput_ok)
+    if result.speed_verdict == "report" and not result.throughput_ok:
+        speed += " (reported, not judged: --speed-verdict report)"
     lines.append(
         f"  throughput b/a:  {'-' if ratio is None else f'{ratio:.3f}'} "
         f"(per server CPU-second: {'-' if cpu_ratio is None else f'{cpu_ratio:.3f}'}; "
-        f"target >= {THROUGHPUT_TARGET:.2f}): {verdict(result.throughput_ok)}"
+        f"target >= {THROUGHPUT_TARGET:.2f}): {speed}"
     )
     b = result.phase("b")
     drop = None if b is None else b.stuck_drop
@@ -1033,6 +1051,7 @@ def run_fanout(
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
     notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
     client_side: ClientSide = "process",
+    speed_verdict: SpeedVerdict = "fail",
 ) -> int:
     """Run the fan-out load test and print progress and a summary to *out* (stdout).
 
@@ -1043,9 +1062,14 @@ def run_fanout(
     ``overflow="abort"``, *high_water*, *stall_timeout* and *notsent_lowat*
     (None: the writer's default).  *client_side* is ``"process"`` (the real
     thing) or ``"thread"`` (for tests only: the clients then share this
-    process's GIL, so the throughput figures mean little).  Returns the exit
+    process's GIL, so the throughput figures mean little).  *speed_verdict*
+    ``"report"`` prints the throughput verdict without failing the run on it
+    (CI does this: a speed ratio on a machine busy with other work says
+    little); the correctness verdicts always count.  Returns the exit
     status: 0 on PASS, 1 on FAIL or error, 130 if interrupted.
     """
+    if speed_verdict not in ("fail", "report"):
+        raise ValueError(f"speed_verdict must be 'fail' or 'report', not {speed_verdict!r}")
     out = sys.stdout if out is None else out
     if clients < 2 or seconds <= 0 or (rate is not None and rate <= 0):
         raise ValueError("need clients >= 2, seconds > 0 and rate > 0 (or None)")
@@ -1062,6 +1086,7 @@ def run_fanout(
         high_water,
         stall_timeout,
         WRITER_NOTSENT_LOWAT if notsent_lowat is None else notsent_lowat,
+        speed_verdict,
         phases=[
             PhaseResult("warm-up", clients - 1, 0, warmup_seconds(seconds)),
             PhaseResult("a", clients - 1, 0, seconds),
@@ -1142,6 +1167,7 @@ def _run_fanout_command(args: argparse.Namespace) -> int:
         args.high_water,
         stall_timeout=args.stall_timeout,
         notsent_lowat=args.notsent_lowat,
+        speed_verdict=args.speed_verdict,
     )
 
 
@@ -1217,5 +1243,13 @@ def add_fanout_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="BYTES",
         help="each subscriber's notsent_lowat, or 'default' for the writer's own "
         f"({WRITER_NOTSENT_LOWAT:,}) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--speed-verdict",
+        choices=("fail", "report"),
+        default="fail",
+        help="whether a throughput miss fails the run, or is only reported (for a "
+        "machine busy with other work, as in CI); the correctness verdicts always "
+        "count (default: %(default)s)",
     )
     parser.set_defaults(run=_run_fanout_command)
