@@ -55,10 +55,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package and the examples."""
+    """mypy --strict on the package, the examples and the lab."""
     session.install("-e", ".[test]")
     session.run("mypy", "--strict", "trio_bufwriter")
     session.run("mypy", "--strict", "examples")
+    session.run("mypy", "--strict", "benchmarks", "tools")
 
 
 @nox.session
@@ -85,7 +86,7 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python",
         "-m",
-        "trio_bufwriter",
+        "benchmarks",
         "bench",
         "--json",
         "bench.json",
@@ -99,14 +100,14 @@ def bench(session: nox.Session) -> None:
 def soak(session: nox.Session) -> None:
     """The soak: 1,000 loopback connections for 60 s (pass soak options after --)."""
     session.install("-e", ".")
-    session.run("python", "-m", "trio_bufwriter", "soak", *session.posargs)
+    session.run("python", "-m", "benchmarks", "soak", *session.posargs)
 
 
 @nox.session
 def fanout(session: nox.Session) -> None:
     """The slow-consumer load test: 500 clients, one stuck, 10 s per phase."""
     session.install("-e", ".")
-    session.run("python", "-m", "trio_bufwriter", "fanout", *session.posargs)
+    session.run("python", "-m", "benchmarks", "fanout", *session.posargs)
 
 
 @nox.session
@@ -123,4 +124,4 @@ def positional_bench(session: nox.Session) -> None:
     """The positional-writer benchmark: a 256 MiB file in 16 KiB pieces from
     8 tasks, against a thread hop per piece and one sequential write."""
     session.install("-e", ".")
-    session.run("python", "-m", "trio_bufwriter", "positional-bench", *session.posargs)
+    session.run("python", "-m", "benchmarks", "positional-bench", *session.posargs)

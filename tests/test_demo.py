@@ -82,6 +82,16 @@ def test_cli_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["bench", "positional-bench", "soak", "fanout", "servers"])
+def test_the_labs_commands_say_where_they_moved(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert f"'{command}' is part of the measuring lab, which is not installed" in err
+    assert err.rstrip().endswith(f"run: python -m benchmarks {command} --quick")
+
+
 def test_receiver_counts_each_connection() -> None:
     with start_receiver() as receiver:
         for size in [0, 1, 3 * 1024 * 1024 + 7]:

@@ -58,134 +58,23 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.set_defaults(run=_run_demo)
 
 
-def _size_list(text: str) -> tuple[int, ...]:
-    """Parse ``16,64,1024``: message sizes in bytes, for argparse."""
-    return tuple(positive_int(part.strip()) for part in text.split(","))
-
-
-def _part_list(text: str) -> tuple[str, ...]:
-    """Parse ``throughput,latency``: parts of the bench, for argparse."""
-    from ._bench._config import PARTS
-
-    chosen = {part.strip() for part in text.split(",")}
-    unknown = sorted(chosen - set(PARTS))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown part {', '.join(map(repr, unknown))}: choose from {','.join(PARTS)}"
-        )
-    return tuple(part for part in PARTS if part in chosen)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    """Run ``bench`` with the parsed *args*."""
-    from ._bench._config import BenchOptions
-    from ._bench._run import run_bench
-
-    options = BenchOptions(
-        quick=args.quick,
-        sizes=args.sizes,
-        repeat=args.repeat,
-        json_path=args.json,
-        chart_path=args.chart,
-        pin=args.pin,
-        only=args.only,
-    )
-    return run_bench(options, command=args.command_line)
-
-
-def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``bench`` command."""
-    # Only the (light) option defaults: the bench itself is imported when it runs.
-    from ._bench._config import DEFAULT_SIZES, PARTS
-
-    parser = commands.add_parser(
-        "bench",
-        help="the benchmark suite: throughput, latency, memory, write() cost",
-        description=(
-            "Measure, in one run and side by side: throughput over loopback TCP "
-            "(raw sockets, asyncio, uvloop, trio send_all, trio_bufwriter) for each "
-            "message size, 64-byte ping-pong latency with the echo peer on the same "
-            "and on the other CPU, memory per idle writer and peak RSS while pushing "
-            "1 GiB, and the cost of write() against a bare bytearray +=.  Prints "
-            "medians of interleaved runs, ratios measured in the same run, and the "
-            "targets met or not."
-        ),
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smaller workloads and 3 rounds: under a minute (a smoke run)",
-    )
-    parser.add_argument(
-        "--sizes",
-        type=_size_list,
-        default=DEFAULT_SIZES,
-        metavar="N,N,...",
-        help=f"throughput message sizes in bytes (default: {','.join(map(str, DEFAULT_SIZES))})",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=positive_int,
-        default=None,
-        metavar="R",
-        help="timed rounds of throughput and latency (default: 5, or 3 with --quick)",
-    )
-    parser.add_argument("--json", metavar="PATH", help="also save everything measured as JSON")
-    parser.add_argument(
-        "--chart",
-        metavar="PATH",
-        help="also save a PNG chart of throughput / raw bulk (needs matplotlib)",
-    )
-    parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="pin the throughput sender to one CPU and the receiver to another "
-        "(latency always measures same-CPU and other-CPU placements where it can)",
-    )
-    parser.add_argument(
-        "--only",
-        type=_part_list,
-        default=PARTS,
-        metavar="PART,...",
-        help=f"run only these parts (default: {','.join(PARTS)})",
-    )
-    parser.set_defaults(run=_run_bench)
-
-
-def _add_soak(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``soak`` command (defined with the soak test itself)."""
-    from ._soak import add_soak_command
-
-    add_soak_command(commands)
-
-
-def _add_fanout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``fanout`` command (defined with the load test itself)."""
-    from ._fanout import add_fanout_command
-
-    add_fanout_command(commands)
-
-
-def _add_positional_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``positional-bench`` command (defined with the benchmark itself)."""
-    from ._bench._positional import add_positional_bench_command
-
-    add_positional_bench_command(commands)
-
+#: The commands that live in the repository's measuring lab (``benchmarks/``),
+#: not in the installed package.
+_LAB_COMMANDS = ("bench", "positional-bench", "soak", "fanout", "servers")
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_demo,
-    _add_bench,
-    _add_soak,
-    _add_fanout,
-    _add_positional_bench,
 ]
 
 
 def _parser() -> argparse.ArgumentParser:
     """Build the argument parser, with one sub-parser per command."""
     parser = argparse.ArgumentParser(
-        prog="python -m trio_bufwriter", description="trio_bufwriter tools."
+        prog="python -m trio_bufwriter",
+        description="trio_bufwriter tools.",
+        epilog="The benchmarks and load tests (bench, positional-bench, soak, fanout, "
+        "servers) are not installed with the library: run them from a clone of the "
+        "repository with python -m benchmarks COMMAND.",
     )
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
     for add_command in _COMMANDS:
@@ -200,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_line = shlex.join(sys.orig_argv)
     else:
         command_line = shlex.join(["python", "-m", "trio_bufwriter", *argv])
+    if argv and argv[0] in _LAB_COMMANDS:
+        print(
+            f"python -m trio_bufwriter: {argv[0]!r} is part of the measuring lab, which is "
+            "not installed with the library; from a clone of the repository, run: "
+            f"python -m benchmarks {shlex.join(argv)}",
+            file=sys.stderr,
+        )
+        return 2
     args = _parser().parse_args(argv)
     args.command_line = command_line
     status: int = args.run(args)

@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``python -m trio_bufwriter bench``.
+"""The benchmark suite behind ``python -m benchmarks bench``.
 
 One run measures, side by side on this machine:
 

@@ -1,4 +1,4 @@
-"""The soak (trio_bufwriter._soak): a short real run, the pass/fail logic, the command line.
+"""The soak (benchmarks.soak): a short real run, the pass/fail logic, the command line.
 
 The full runs (1,000 connections for 60 s, and CI's 10 s version) are not
 part of the test suite; nox and .ci/run start them.
@@ -15,8 +15,9 @@ import sys
 import pytest
 import trio
 
-from trio_bufwriter import BufferedStream, _soak
-from trio_bufwriter._soak import add_soak_command, run_soak
+from benchmarks import soak as _soak
+from benchmarks.soak import add_soak_command, run_soak
+from trio_bufwriter import BufferedStream
 
 
 def _summary_numbers(text: str) -> dict[str, str]:
@@ -29,9 +30,7 @@ def _summary_numbers(text: str) -> dict[str, str]:
 
 
 def test_a_short_soak_with_a_receiver_process_passes() -> None:
-    code = (
-        "import sys; from trio_bufwriter._soak import run_soak; sys.exit(run_soak(50, 3, 0.1, 5))"
-    )
+    code = "import sys; from benchmarks.soak import run_soak; sys.exit(run_soak(50, 3, 0.1, 5))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
@@ -159,7 +158,7 @@ def test_run_soak_rejects_bad_arguments(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trio_bufwriter")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
     add_soak_command(parser.add_subparsers(dest="command", required=True))
     return parser
 

@@ -1,4 +1,4 @@
-"""The fan-out load test (trio_bufwriter._fanout): a short real run, the verdicts, the helpers.
+"""The fan-out load test (benchmarks.fanout): a short real run, the verdicts, the helpers.
 
 The full run (500 clients, 10 s per phase) and CI's short one are not part of
 the test suite; nox and .ci/run start them.
@@ -16,8 +16,8 @@ import sys
 import pytest
 import trio
 
-from trio_bufwriter import DEFAULT_NOTSENT_LOWAT, BufferLimitError, StallTimeoutError, _fanout
-from trio_bufwriter._fanout import (
+from benchmarks import fanout as _fanout
+from benchmarks.fanout import (
     add_fanout_command,
     batch_size,
     check_sequence,
@@ -28,6 +28,7 @@ from trio_bufwriter._fanout import (
     run_fanout,
     warmup_seconds,
 )
+from trio_bufwriter import DEFAULT_NOTSENT_LOWAT, BufferLimitError, StallTimeoutError
 
 # Thread mode: the clients share the GIL with the server, so an unpaced
 # publisher can starve them (worse under coverage), and a fast client would
@@ -79,7 +80,7 @@ def test_a_short_run_with_a_client_process_passes() -> None:
     # on a shared machine says how busy it was that minute.  (CI runs the
     # command with --speed-verdict report too; nox -s fanout judges it.)
     code = (
-        "import sys; from trio_bufwriter._fanout import run_fanout; "
+        "import sys; from benchmarks.fanout import run_fanout; "
         "sys.exit(run_fanout(50, 2, speed_verdict='report'))"
     )
     result = subprocess.run(
@@ -364,7 +365,7 @@ def test_run_fanout_rejects_bad_arguments(kwargs: dict[str, object], message: st
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trio_bufwriter")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
     add_fanout_command(parser.add_subparsers(dest="command", required=True))
     return parser
 

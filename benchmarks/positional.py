@@ -1,4 +1,4 @@
-"""``python -m trio_bufwriter positional-bench``: assembling a file from pieces in random order.
+"""``python -m benchmarks positional-bench``: assembling a file from pieces in random order.
 
 The workload of a parallel-range download: a file of ``size`` bytes written
 as ``piece``-byte pieces, in a seeded random order, by ``tasks`` tasks that
@@ -57,14 +57,14 @@ from typing import Any, TextIO
 
 import trio
 
-from .._cli import positive_int
-from .._open_file import open_positional_writer
-from .._positional import DEFAULT_POSITIONAL_HIGH_WATER
-from ._config import KiB, MiB
-from ._machine import machine_facts
-from ._report import align
-from ._stats import median, ratio, rotated, spread
-from ._targets import Check, format_ratio
+from trio_bufwriter import DEFAULT_POSITIONAL_HIGH_WATER, open_positional_writer
+from trio_bufwriter._cli import positive_int
+
+from .bench._config import KiB, MiB
+from .bench._machine import machine_facts
+from .bench._report import align
+from .bench._stats import median, ratio, rotated, spread
+from .bench._targets import Check, format_ratio
 
 POSITIONAL = "positional writer"
 THREAD_EACH = "to_thread pwrite each"

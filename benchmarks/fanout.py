@@ -1,4 +1,4 @@
-"""``python -m trio_bufwriter fanout``: one publisher, many subscribers, one that never reads.
+"""``python -m benchmarks fanout``: one publisher, many subscribers, one that never reads.
 
 The slow-consumer load test.  This process is the server: a Trio loop that
 listens on loopback, wraps every connection it accepts with
@@ -71,20 +71,23 @@ from typing import TYPE_CHECKING, Literal, TextIO, final
 
 import trio
 
-from ._broadcast import Broadcaster
-from ._cli import positive_float, positive_int
-from ._limits import BufferLimitError, StallTimeoutError
-from ._open import open_buffered_stream
-from ._soak import rss_bytes
+from trio_bufwriter import (
+    DEFAULT_HIGH_WATER,
+    Broadcaster,
+    BufferLimitError,
+    StallTimeoutError,
+    open_buffered_stream,
+)
+from trio_bufwriter import DEFAULT_NOTSENT_LOWAT as WRITER_NOTSENT_LOWAT
+from trio_bufwriter._cli import positive_float, positive_int
+
 from ._worker import Worker, WorkerKind, ensure_fd_limit
-from ._writer import DEFAULT_HIGH_WATER
-from ._writer import DEFAULT_NOTSENT_LOWAT as WRITER_NOTSENT_LOWAT
+from .soak import rss_bytes
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from ._broadcast import Subscriber
-    from ._stream import BufferedStream
+    from trio_bufwriter import BufferedStream, Subscriber
 
 #: What a throughput miss does to the run's result: fail it, or only report it.
 SpeedVerdict = Literal["fail", "report"]

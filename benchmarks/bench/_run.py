@@ -1,4 +1,4 @@
-"""``python -m trio_bufwriter bench``: run the chosen parts, print, save."""
+"""``python -m benchmarks bench``: run the chosen parts, print, save."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 from time import perf_counter
 from typing import TextIO
 
-from .._loopback import ReceiverError
+from trio_bufwriter._loopback import ReceiverError
+
 from ._chart import write_chart
 from ._config import BenchOptions
 from ._json import to_json

@@ -1,4 +1,4 @@
-"""``python -m trio_bufwriter soak``: many buffered connections under random load, verified.
+"""``python -m benchmarks soak``: many buffered connections under random load, verified.
 
 One Trio process (this one) opens N loopback TCP connections, each wrapped in
 :func:`~trio_bufwriter.open_buffered_stream`, and for S seconds every
@@ -52,15 +52,15 @@ from typing import TYPE_CHECKING, TextIO, final
 
 import trio
 
-from ._cli import positive_float, positive_int
-from ._open import open_buffered_stream
-from ._stream import BufferedStream
+from trio_bufwriter import BufferedStream, open_buffered_stream
+from trio_bufwriter._cli import positive_float, positive_int
+
 from ._worker import Worker, WorkerKind, ensure_fd_limit
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from ._state import WriterStatistics
+    from trio_bufwriter import WriterStatistics
 
 #: The largest record one ``write()`` queues.
 MAX_RECORD = 64 * 1024

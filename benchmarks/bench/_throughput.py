@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import trio
 
-from .._loopback import LoopbackReceiver, start_receiver
+from trio_bufwriter._loopback import LoopbackReceiver, start_receiver
+
 from ._config import RUN_TIMEOUT, Budget, MiB, size_label
 from ._machine import optional_module, pinned, usable_cpus, watchdog
 from ._peers import BULK_CHUNK, PEERS, Job, Outcome, Peer

@@ -1,6 +1,6 @@
 """The latency benchmark: 64-byte ping-pong with an echo peer process.
 
-Each client connects to the echo peer (:func:`~trio_bufwriter._loopback.start_receiver`
+Each client connects to the echo peer (:func:`trio_bufwriter._loopback.start_receiver`
 with ``echo=True``: blocking socket, ``TCP_NODELAY``), sends 64 bytes, waits for
 the 64 bytes to come back, and repeats; every round trip is timed with
 ``perf_counter_ns``.  The first ``warmup_round_trips`` of every connection are
@@ -25,8 +25,8 @@ from time import perf_counter_ns
 import trio
 
 from trio_bufwriter import open_buffered_stream
+from trio_bufwriter._loopback import start_receiver
 
-from .._loopback import start_receiver
 from ._config import RUN_TIMEOUT, Budget
 from ._machine import can_pin, optional_module, pinned, usable_cpus, watchdog
 from ._peers import new_event_loop

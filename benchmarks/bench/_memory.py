@@ -17,7 +17,7 @@
   the start through ``/proc/self/clear_refs`` where allowed, else
   ``ru_maxrss`` since the process began).
 
-Run as ``python -m trio_bufwriter._bench._memory idle N traced|rss`` or
+Run as ``python -m benchmarks.bench._memory idle N traced|rss`` or
 ``... push BYTES bytes|bytearray``; each prints one JSON object.
 """
 
@@ -39,8 +39,8 @@ import trio.testing
 from trio.lowlevel import checkpoint
 
 from trio_bufwriter import BufferedWriter, open_buffered_writer
+from trio_bufwriter._loopback import start_receiver
 
-from .._loopback import start_receiver
 from ._config import RUN_TIMEOUT, Budget, MiB, size_label
 from ._throughput import BenchError
 

@@ -1,4 +1,4 @@
-"""Fast tests of ``python -m trio_bufwriter positional-bench``.
+"""Fast tests of ``python -m benchmarks positional-bench``.
 
 The bench runs for real, on a 4 MiB file and one round; no test looks at
 how fast anything was, only at what the report says and whether the content
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from trio_bufwriter.__main__ import main
-from trio_bufwriter._bench import _positional
-from trio_bufwriter._bench._config import KiB, MiB
-from trio_bufwriter._bench._positional import (
+from benchmarks import positional as _positional
+from benchmarks.__main__ import main
+from benchmarks.bench._config import KiB, MiB
+from benchmarks.positional import (
     METHODS,
     ONE_HOP_LOOP,
     POSITIONAL,
@@ -223,7 +223,7 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     captured = capsys.readouterr()
     assert "a 1 MiB file written as 16 pieces of 64 KiB in random order" in captured.out
     assert "from 3 tasks" in captured.out
-    assert "python -m trio_bufwriter positional-bench --size-mib 1" in captured.out
+    assert "python -m benchmarks positional-bench --size-mib 1" in captured.out
     document = json.loads(json_path.read_text())
     assert document["options"]["tasks"] == 3
     assert document["options"]["fsync"] is False

@@ -1,4 +1,4 @@
-"""Fast tests of the benchmark harness (``python -m trio_bufwriter bench``).
+"""Fast tests of the benchmark harness (``python -m benchmarks bench``).
 
 The statistics, ratios, targets, table and JSON code run on made-up numbers;
 the measuring code runs for real, on workloads small enough to take well
@@ -19,8 +19,8 @@ import pytest
 import trio
 import trio.testing
 
-from trio_bufwriter.__main__ import main
-from trio_bufwriter._bench import (
+from benchmarks.__main__ import main
+from benchmarks.bench import (
     _chart,
     _config,
     _json,
@@ -33,12 +33,12 @@ from trio_bufwriter._bench import (
     _stats,
     _throughput,
 )
-from trio_bufwriter._bench._config import BenchOptions, Budget, size_label
-from trio_bufwriter._bench._latency import LatencyResult, LatencySeries, Placement
-from trio_bufwriter._bench._micro import BARE, WRITE, MicroResult
-from trio_bufwriter._bench._run import run_bench
-from trio_bufwriter._bench._targets import Check, format_ratio
-from trio_bufwriter._bench._throughput import (
+from benchmarks.bench._config import BenchOptions, Budget, size_label
+from benchmarks.bench._latency import LatencyResult, LatencySeries, Placement
+from benchmarks.bench._micro import BARE, WRITE, MicroResult
+from benchmarks.bench._run import run_bench
+from benchmarks.bench._targets import Check, format_ratio
+from benchmarks.bench._throughput import (
     BenchError,
     Series,
     ThroughputResult,
@@ -202,7 +202,7 @@ def _fake_micro() -> MicroResult:
 def _fake_result() -> _report.BenchResult:
     machine = {
         "date": "2026-11-25 00:00:00 UTC",
-        "command": "python -m trio_bufwriter bench",
+        "command": "python -m benchmarks bench",
         "cpus": 2,
         "usable_cpus": [0, 1],
         "cpu_model": "a CPU",
@@ -404,7 +404,7 @@ def test_bench_command_line_only_some_parts(
     monkeypatch.setattr(_config, "QUICK", TINY)
     assert main(["bench", "--quick", "--only", "micro", "--chart", "unused.png"]) == 0
     text = capsys.readouterr().out
-    assert "command:  python -m trio_bufwriter bench --quick --only micro" in text
+    assert "command:  python -m benchmarks bench --quick --only micro" in text
     assert "== Micro: 64-byte write() vs bytearray +=" in text
     assert "chart skipped: the throughput part was not run" in text
     assert "== Throughput" not in text
