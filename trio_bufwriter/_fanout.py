@@ -70,12 +70,12 @@ import trio
 
 from ._broadcast import Broadcaster
 from ._cli import positive_float, positive_int
+from ._core import DEFAULT_HIGH_WATER
+from ._core import DEFAULT_NOTSENT_LOWAT as WRITER_NOTSENT_LOWAT
 from ._limits import BufferLimitError, StallTimeoutError
 from ._open import open_buffered_stream
 from ._soak import rss_bytes
 from ._worker import Worker, WorkerKind, ensure_fd_limit
-from ._writer import DEFAULT_HIGH_WATER
-from ._writer import DEFAULT_NOTSENT_LOWAT as WRITER_NOTSENT_LOWAT
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
