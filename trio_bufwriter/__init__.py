@@ -8,18 +8,14 @@ with one background task that merges everything queued into one send.
 from types import FunctionType as _FunctionType
 
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
+from ._core import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._open import open_buffered_stream, open_buffered_writer
 from ._open_file import open_positional_writer
 from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
 from ._state import PositionalStatistics, WriterState, WriterStatistics
 from ._stream import BufferedStream
-from ._writer import (
-    DEFAULT_HIGH_WATER,
-    DEFAULT_MAX_SEND_SIZE,
-    DEFAULT_NOTSENT_LOWAT,
-    BufferedWriter,
-)
+from ._writer import BufferedWriter
 
 __version__ = "0.1.0.dev0"
 

@@ -15,7 +15,7 @@ from ._writer import BufferedWriter
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._writer import WriterOptions
+    from ._core import WriterOptions
 
 if sys.version_info < (3, 11):  # pragma: no cover
     # trio itself depends on the backport on these Pythons.

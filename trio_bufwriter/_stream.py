@@ -11,7 +11,7 @@ from ._writer import _BufferedSendBase
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._writer import WriterOptions
+    from ._core import WriterOptions
 
 
 @final
