@@ -1,12 +1,13 @@
-"""drain()'s fast cancellation check must agree with trio's own, on this trio."""
+"""What the writer reads of trio's run context must agree with trio, on this trio."""
 
 from __future__ import annotations
 
 import math
 
 import trio
+import trio.lowlevel
 
-from trio_bufwriter._cancel import RUN_CONTEXT
+from trio_bufwriter._run_context import RUN_CONTEXT, current_step
 
 
 def _trio_says_cancelled() -> bool:
@@ -46,3 +47,27 @@ async def test_fast_check_sees_a_cancelled_nursery_from_a_child_task() -> None:
         nursery.cancel_scope.cancel()
         nursery.start_soon(child)
     assert seen == [] or seen == [True]
+
+
+async def test_the_step_changes_when_the_task_yields_and_only_then() -> None:
+    first = current_step()
+    assert current_step() == first
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    second = current_step()
+    assert second != first
+    assert second[0] is first[0] is trio.lowlevel.current_task()
+    await trio.lowlevel.checkpoint()
+    assert current_step() != second
+
+
+async def test_each_task_is_in_a_step_of_its_own() -> None:
+    steps: list[tuple[object, int]] = []
+
+    async def record() -> None:
+        steps.append(current_step())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(record)
+        nursery.start_soon(record)
+    assert steps[0][0] is not steps[1][0]
+    assert current_step()[0] not in (steps[0][0], steps[1][0])

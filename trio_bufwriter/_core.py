@@ -80,8 +80,9 @@ class _WriterCore(trio.abc.SendStream):
     __slots__ = (
         "_aborted",
         "_buf",
+        "_cork_mark",
         "_corks",
-        "_direct_used",
+        "_direct_step",
         "_drain_lot",
         "_eof_event",
         "_eof_sent",
@@ -90,6 +91,7 @@ class _WriterCore(trio.abc.SendStream):
         "_error_reported",
         "_flush_waiters",
         "_flush_waiting",
+        "_folded",
         "_guard",
         "_high_water",
         "_inflight",
@@ -112,6 +114,9 @@ class _WriterCore(trio.abc.SendStream):
         "_sink",
         "_state",
         "_stream",
+        "_turn_batched",
+        "_turn_mark",
+        "_turn_sent",
         "_write_calls",
     )
 
@@ -164,9 +169,22 @@ class _WriterCore(trio.abc.SendStream):
         # True only while the sender is parked with nothing to do and no cork:
         # then, and only then, write() has to wake it.
         self._sender_wants_data = False
-        # Whether the one direct send allowed per idle spell was used (see
-        # _direct_send); reset when the sender parks or the stream reads.
-        self._direct_used = False
+        # The task step (see _run_context.current_step) that made the last
+        # direct send: one per step (see _socket_fast_path.py).  Forgotten
+        # when the sender parks.
+        self._direct_step: tuple[object, int] | None = None
+        # Writes folded into corks: a corked block counts as one piece of a
+        # turn, however many writes it made (_write_calls at the outermost
+        # cork's start, and the writes beyond the first of each block).
+        self._cork_mark = 0
+        self._folded = 0
+        # A BufferedStream's turns (see _stream.py): the pieces written and
+        # the bytes sent when the current turn began, and whether the last
+        # turn wrote several pieces (then this one's first write waits for
+        # the end of the turn too, so that the whole batch leaves in one send).
+        self._turn_mark = 0
+        self._turn_sent = 0
+        self._turn_batched = False
         # True while the sender is inside a send: then only it may touch
         # what it took (see _push_now).
         self._sending = False
@@ -381,3 +399,9 @@ class _WriterCore(trio.abc.SendStream):
 
         def _wake_sender(self) -> None:
             """_sender.py: have the parked sender look at the writer again."""
+
+        def _take_direct_step(self) -> bool:
+            """_socket_fast_path.py: whether this task step may send directly."""
+
+        def _uncork(self) -> None:
+            """_socket_fast_path.py: the last cork is gone: send what it held."""

@@ -67,7 +67,7 @@ class _Sender(_Waiting):
                         break
                 elif state is _OPEN or state is _CLOSING:
                     self._sender_wants_data = not self._corks
-                    self._direct_used = False
+                    self._direct_step = None
                     self._parked_sender = current_task()
                     try:
                         await wait_task_rescheduled(self._abort_park)

@@ -92,6 +92,56 @@ class SocketSink:
                 sent += taken
 
 
+#: What trio's SocketStream.receive_some asks for when given no size.
+DEFAULT_RECEIVE_SIZE = 65536
+
+
+@final
+class SocketSource:
+    """Non-blocking receives on a :class:`trio.SocketStream`'s file descriptor.
+
+    :meth:`try_receive` is one ``read(2)`` that never blocks and never
+    yields; the caller decides when to yield and when to wait with
+    :func:`trio.lowlevel.wait_readable` (``_stream.py``).  trio's own
+    ``receive_some`` always yields after a receive that found data, and
+    tries the socket before waiting; a server that has just sent a reply is
+    better served by yielding *before* it looks (see ``_stream.py``).
+
+    Errors are translated as ``trio.SocketStream.receive_some`` translates
+    them: :exc:`trio.BrokenResourceError` chained to the :exc:`OSError`, or
+    :exc:`trio.ClosedResourceError`.
+    """
+
+    __slots__ = ("socket",)
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        #: The trio socket, for :func:`trio.lowlevel.wait_readable`.
+        self.socket = stream.socket
+
+    def try_receive(self, max_bytes: int) -> bytes | None:
+        """Up to *max_bytes* the kernel has now (``b""`` at end-of-file), or
+        None if it has nothing yet."""
+        fd = self.socket.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the wrapped socket was already closed")
+        try:
+            return os.read(fd, max_bytes)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in _CLOSED_ERRNOS:
+                raise trio.ClosedResourceError("the wrapped socket was already closed") from None
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
+def socket_source(stream: trio.abc.Stream) -> SocketSource | None:
+    """Return a :class:`SocketSource` for *stream*, or None to use its
+    ``receive_some`` (the same rule as :func:`socket_sink`)."""
+    if type(stream) is not trio.SocketStream or os.name != "posix":
+        return None
+    return SocketSource(stream)
+
+
 def socket_sink(stream: trio.abc.SendStream) -> SocketSink | None:
     """Return a :class:`SocketSink` for *stream*, or None to use its ``send_all``.
 

@@ -14,8 +14,8 @@ from collections import deque
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
-from ._cancel import RUN_CONTEXT
 from ._core import _CLOSED
+from ._run_context import RUN_CONTEXT
 from ._socket_fast_path import _SocketFastPath
 
 

@@ -103,7 +103,7 @@ class _WritePath(_WriterCore):
     def _write_when_idle(self, data: BytesLike) -> None:
         # The sender is parked with nothing queued or in flight.
         sink = self._sink
-        if sink is None or self._direct_used:
+        if sink is None or self._turn_batched or not self._take_direct_step():
             if type(data) is bytes and len(data) >= BY_REFERENCE_MIN:
                 self._queue_by_reference(data)
             else:
@@ -165,6 +165,8 @@ class _WritePath(_WriterCore):
         :meth:`flush`, a :meth:`drain` that has to wait, :meth:`send_eof` and
         :meth:`aclose` all send the buffered bytes even while corked.
         """
+        if not self._corks:
+            self._cork_mark = self._write_calls
         self._corks += 1
         # A parked sender stays parked, and write() must not take the
         # idle writer's direct path to the socket while corked.
@@ -174,7 +176,9 @@ class _WritePath(_WriterCore):
         finally:
             self._corks -= 1
             if not self._corks:
-                self._wake_sender()
+                # The block is one piece of its turn, however many writes.
+                self._folded += max(0, self._write_calls - self._cork_mark - 1)
+                self._uncork()
 
     # ------------------------------------------------------------------
     # Limits: refusing a write past max_buffer
