@@ -94,6 +94,14 @@ def socket_closed(stream: trio.SocketStream) -> bool:
     return stream.socket.fileno() == -1
 
 
+async def park(waiters: Waiters, writer: BufferedWriter, *names: str) -> None:
+    """Start the writer's waiting methods *names* (``"drain"``, ``"flush"``...)
+    as *waiters*, each under its own name, and let them run until they block."""
+    for name in names:
+        waiters.start(name, getattr(writer, name))
+    await settle()
+
+
 # ----------------------------------------------------------------------
 # The peer breaks the connection
 
@@ -113,10 +121,7 @@ async def test_peer_breaking_the_connection_mid_transfer_wakes_every_waiter_with
                 await peer.read_at_least(200_000)  # then it stops reading
                 async with trio.open_nursery() as inner:
                     waiters = Waiters(inner)
-                    waiters.start("drain", writer.drain)
-                    waiters.start("flush", writer.flush)
-                    waiters.start("send_eof", writer.send_eof)
-                    await settle()
+                    await park(waiters, writer, "drain", "flush", "send_eof")
                     assert waiters.pending() == {"drain", "flush", "send_eof"}
                     if how == "reset":
                         set_linger_zero(server)  # RST instead of FIN
@@ -150,8 +155,7 @@ async def test_peer_reset_while_aclose_is_flushing_makes_aclose_raise_and_still_
                 await peer.read_at_least(100_000)
                 async with trio.open_nursery() as inner:
                     waiters = Waiters(inner)
-                    waiters.start("aclose", writer.aclose)
-                    await settle()
+                    await park(waiters, writer, "aclose")
                     assert waiters.pending() == {"aclose"}
                     assert writer.state is WriterState.CLOSING
                     with pytest.raises(trio.ClosedResourceError, match="closing"):
@@ -282,9 +286,7 @@ async def test_cancelled_drain_and_flush_on_a_stalled_peer_leave_the_writer_and_
                 writer.write(head)
                 async with trio.open_nursery() as inner:
                     waiters = Waiters(inner)
-                    waiters.start("drain", writer.drain)
-                    waiters.start("flush", writer.flush)
-                    await settle()
+                    await park(waiters, writer, "drain", "flush")
                     assert waiters.pending() == {"drain", "flush"}
                     waiters.cancel("drain")
                     waiters.cancel("flush")
@@ -310,8 +312,7 @@ async def test_cancelled_send_eof_on_a_stalled_peer_still_sends_the_data_then_th
                 writer.write(data)
                 async with trio.open_nursery() as inner:
                     waiters = Waiters(inner)
-                    waiters.start("send_eof", writer.send_eof)
-                    await settle()
+                    await park(waiters, writer, "send_eof")
                     assert waiters.pending() == {"send_eof"}
                     waiters.cancel("send_eof")
                 assert waiters.cancelled == {"send_eof"}
@@ -377,10 +378,7 @@ async def test_wrapped_send_all_raising_breaks_the_writer_with_that_error_as_the
                 else:
                     async with trio.open_nursery() as inner:
                         waiters = Waiters(inner)
-                        waiters.start("drain", writer.drain)
-                        waiters.start("flush", writer.flush)
-                        waiters.start("send_eof", writer.send_eof)
-                        await settle()
+                        await park(waiters, writer, "drain", "flush", "send_eof")
                         if gate is not None:
                             assert waiters.pending() == {"drain", "flush", "send_eof"}
                             assert tap.sending
@@ -425,9 +423,7 @@ async def test_cancelling_the_sender_while_send_all_blocks_on_a_socket_breaks_ev
                 async with trio.open_nursery() as sender_nursery:
                     await sender_nursery.start(writer.run)
                     writer.write(data)
-                    waiters.start("drain", writer.drain)
-                    waiters.start("flush", writer.flush)
-                    await settle()
+                    await park(waiters, writer, "drain", "flush")
                     assert tap.sending or through == "socket"
                     assert waiters.pending() == {"drain", "flush"}
                     sent = writer.statistics().bytes_sent
@@ -501,10 +497,7 @@ async def test_forced_close_from_another_task_wakes_drain_flush_and_send_eof_wit
                 writer.write(data)
                 async with trio.open_nursery() as inner:
                     waiters = Waiters(inner)
-                    waiters.start("drain", writer.drain)
-                    waiters.start("flush", writer.flush)
-                    waiters.start("send_eof", writer.send_eof)
-                    await settle()
+                    await park(waiters, writer, "drain", "flush", "send_eof")
                     assert waiters.pending() == {"drain", "flush", "send_eof"}
                     waiters.start("close", lambda: trio.aclose_forcefully(writer))  # noqa: ASYNC105
                 for name in ("drain", "flush", "send_eof"):
@@ -533,9 +526,7 @@ async def test_socket_closed_under_the_writer_by_another_task_breaks_it_with_tha
                 writer.write(data)
                 async with trio.open_nursery() as inner:
                     waiters = Waiters(inner)
-                    waiters.start("drain", writer.drain)
-                    waiters.start("flush", writer.flush)
-                    await settle()
+                    await park(waiters, writer, "drain", "flush")
                     assert waiters.pending() == {"drain", "flush"}
                     await client.aclose()  # behind the writer's back
                 cause, message = same_failure(waiters, {"drain", "flush"})

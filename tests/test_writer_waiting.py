@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import trio
 import trio.testing
 from writer_testing import ControlledStream, running, settle
 
 from trio_bufwriter import BufferedStream, BufferedWriter, WriterState
+
+
+def start_waiting(nursery: trio.Nursery, wait: Callable[[], Awaitable[object]]) -> trio.Event:
+    """Start ``wait()`` in *nursery*; return an event that is set once it returns."""
+    returned = trio.Event()
+
+    async def waiter() -> None:
+        await wait()
+        returned.set()
+
+    nursery.start_soon(waiter)
+    return returned
+
 
 # ----------------------------------------------------------------------
 # drain()
@@ -49,18 +64,12 @@ async def test_drain_is_a_cancellation_point_even_when_it_would_not_wait() -> No
 async def test_drain_over_high_water_waits_until_buffered_is_down_to_low_water() -> None:
     stream = ControlledStream(stalled=True)
     writer = BufferedWriter(stream, high_water=10, low_water=5)
-    drained = trio.Event()
-
-    async def drainer() -> None:
-        await writer.drain()
-        drained.set()
-
     with trio.fail_after(5):
         async with running(writer) as nursery:
             writer.write(b"a" * 20)
             await settle()  # 20 bytes in flight
             writer.write(b"b" * 8)  # 28 buffered
-            nursery.start_soon(drainer)
+            drained = start_waiting(nursery, writer.drain)
             await settle()
             assert not drained.is_set()
             stream.release()  # 20 sent; 8 left (over low water 5)
@@ -76,16 +85,10 @@ async def test_drain_over_high_water_waits_until_buffered_is_down_to_low_water()
 async def test_drain_wakes_once_a_lockstep_receiver_takes_the_bytes() -> None:
     send, receive = trio.testing.lockstep_stream_one_way_pair()
     writer = BufferedWriter(send, high_water=4, low_water=0)
-    drained = trio.Event()
-
-    async def drainer() -> None:
-        await writer.drain()
-        drained.set()
-
     with trio.fail_after(5):
         async with running(writer) as nursery:
             writer.write(b"0123456789")
-            nursery.start_soon(drainer)
+            drained = start_waiting(nursery, writer.drain)
             await settle()
             assert not drained.is_set()
             assert await receive.receive_some() == b"0123456789"
@@ -117,16 +120,10 @@ async def test_every_concurrent_drain_waiter_wakes() -> None:
 async def test_raising_low_water_wakes_waiting_drainers() -> None:
     stream = ControlledStream(stalled=True)
     writer = BufferedWriter(stream, high_water=10, low_water=0)
-    drained = trio.Event()
-
-    async def drainer() -> None:
-        await writer.drain()
-        drained.set()
-
     with trio.fail_after(5):
         async with running(writer) as nursery:
             writer.write(b"x" * 12)
-            nursery.start_soon(drainer)
+            drained = start_waiting(nursery, writer.drain)
             await settle()
             assert not drained.is_set()
             writer.set_water_marks(high=20, low=11)  # 12 > 11: still waits
@@ -194,18 +191,12 @@ async def test_drain_after_aclose_raises_closed_resource_error() -> None:
 async def test_flush_returns_once_every_earlier_byte_was_accepted_but_not_later_ones() -> None:
     stream = ControlledStream(stalled=True)
     writer = BufferedWriter(stream)
-    flushed = trio.Event()
-
-    async def flusher() -> None:
-        await writer.flush()
-        flushed.set()
-
     with trio.fail_after(5):
         async with running(writer) as nursery:
             writer.write(b"before")
             await settle()
             assert stream.calls == [b"before"]
-            nursery.start_soon(flusher)
+            flushed = start_waiting(nursery, writer.flush)
             await settle()
             writer.write(b"after")
             await settle()
@@ -226,13 +217,7 @@ async def test_flush_waits_for_bytes_still_queued_behind_a_send_in_flight() -> N
             writer.write(b"one")
             await settle()
             writer.write(b"two")  # queued, not in flight
-            flushed = trio.Event()
-
-            async def flusher() -> None:
-                await writer.flush()
-                flushed.set()
-
-            nursery.start_soon(flusher)
+            flushed = start_waiting(nursery, writer.flush)
             await settle()
             stream.release()
             await settle()
