@@ -1,14 +1,17 @@
 """What the writer does differently when it wraps a :class:`trio.SocketStream`.
 
-Three things, all measured on loopback TCP (see the benchmarks):
+Four things, all measured on loopback TCP (see the benchmarks):
 
 * An idle writer sends at once.  When the sender task is parked with nothing
   queued, ``write()`` hands the bytes straight to the kernel with one
   non-blocking ``write(2)`` on the socket, as asyncio does, instead of waking
   the sender and waiting for the scheduler to run it (which costs a ping-pong
-  round trip about 1.6x of plain ``send_all``'s).  Only the first write after
-  the sender parks goes this way; it also wakes the sender, so every further
-  write in the same scheduler tick is queued and coalesced as usual.
+  round trip about 1.6x of plain ``send_all``'s).  Only the first write of a
+  task step goes this way (``_socket_fast_path.py``); the next ones in the
+  same step are queued and coalesced as usual.
+* A :class:`~trio_bufwriter.BufferedStream` receives with its own
+  non-blocking ``read(2)`` (:class:`SocketSource`), so that it can choose
+  when to yield (``_stream.py``).
 * The sender sends with its own non-blocking loop (:class:`SocketSink`)
   instead of the stream's ``send_all``.
 * ``TCP_NOTSENT_LOWAT``.  trio sets it to 16 KiB on every ``SocketStream``,

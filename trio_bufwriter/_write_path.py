@@ -116,7 +116,7 @@ class _WritePath(_WriterCore):
                     self._refuse(memoryview(data).nbytes)
             self._wake_sender()
             return
-        # Over a socket, the first write of an idle spell is sent at once.
+        # Over a socket, the first write of a task step is sent at once.
         self._direct_send(data, sink)
 
     def writelines(self, data: Iterable[BytesLike]) -> None:
