@@ -29,6 +29,10 @@ class ServerFailed(Exception):
     """A server did not start, or died."""
 
 
+class ServerDidNotStart(ServerFailed):
+    """A server exited, or said nothing, before it was ready."""
+
+
 def parse_proc_stat(text: str) -> int:
     """The user plus system CPU time, in clock ticks, from a ``/proc/PID/stat`` line.
 
@@ -140,7 +144,7 @@ def running_server(
     *ready_text*.
 
     Raises:
-      ServerFailed: the server exited, or was not ready in time.
+      ServerDidNotStart: the server exited, or was not ready in time.
     """
     log.write_bytes(b"")
     # Appending: the server's stderr and the reader thread share the file.
@@ -160,7 +164,7 @@ def running_server(
                 announced = _wait_ready(name, lines, ready_text)
             except ServerFailed as exc:
                 stop(process)
-                raise ServerFailed(f"{exc}{log_tail(log)}") from None
+                raise ServerDidNotStart(f"{exc}{log_tail(log)}") from None
             server_port = announced if port is None else port
             assert server_port is not None
             yield Server(name, process, server_port, log)

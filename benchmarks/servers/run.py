@@ -38,7 +38,7 @@ from ._loadgen import (
 )
 from ._machine import format_facts, machine_facts
 from ._options import Settings, add_arguments, settings_from_args
-from ._process import ServerFailed, free_port, running_server
+from ._process import ServerDidNotStart, ServerFailed, free_port, running_server
 from ._report import Sample, format_table, summarize, verdicts
 from ._results import write_json
 from ._sanity import SanityError, check_http, check_resp
@@ -127,23 +127,37 @@ def _start_command(variant: Variant) -> tuple[list[str], int | None]:
     return variant.command(port), port
 
 
-def _load(workload: Workload, settings: Settings, port: int, *, warm_up: bool) -> LoadResult | None:
-    """Run the workload's load generator against *port* (a shorter run to warm up)."""
+def warm_up(workload: Workload, settings: Settings, port: int) -> None:
+    """A short run of the workload's load generator, unmeasured.
+
+    Raises:
+      LoadError: it failed, or saw errors.
+    """
     if workload.test is None:
-        seconds = settings.warmup_seconds if warm_up else settings.seconds
+        seconds = settings.warmup_seconds
+        run_wrk(port, clients=settings.clients, seconds=seconds, timeout=seconds + 30)
+        return
+    # SET and GET both, so that GET finds its key, as in redis-benchmark's own runs.
+    command = redis_benchmark_command(
+        port, clients=settings.clients, requests=settings.warmup_requests,
+        pipeline=workload.pipeline, tests="set,get",
+    )  # fmt: skip
+    check_redis_benchmark(run_bounded(command, 60))
+
+
+def load(workload: Workload, settings: Settings, port: int) -> LoadResult:
+    """The measured run of the workload's load generator, bounded in time.
+
+    Raises:
+      LoadError: it failed, timed out, or saw errors.
+    """
+    if workload.test is None:
+        seconds = settings.seconds
         return run_wrk(port, clients=settings.clients, seconds=seconds, timeout=seconds + 30)
-    if warm_up:
-        # SET and GET both, so that GET finds its key as in a real run.
-        command = redis_benchmark_command(
-            port, clients=settings.clients, requests=settings.warmup_requests,
-            pipeline=workload.pipeline, tests="set,get",
-        )  # fmt: skip
-        check_redis_benchmark(run_bounded(command, 60))
-        return None
     return run_redis_benchmark(
         port, clients=settings.clients, requests=settings.requests,
         pipeline=workload.pipeline, test=workload.test,
-        timeout=60 + settings.requests / 500,
+        timeout=60 + settings.requests / 500,  # (500 requests/s would be very slow)
     )  # fmt: skip
 
 
@@ -165,16 +179,15 @@ def measure(
                 variant.name, command, log=log, env=env, cwd=ROOT, port=port, ready_text=ready
             ) as server:
                 (check_resp if variant.kind == "resp" else check_http)(server.port)
-                _load(workload, settings, server.port, warm_up=True)
+                warm_up(workload, settings, server.port)
                 before = server.cpu_seconds()
-                result = _load(workload, settings, server.port, warm_up=False)
+                result = load(workload, settings, server.port)
                 after = server.cpu_seconds()
                 server.check_alive()
-        except ServerFailed:
+        except ServerDidNotStart:
             if port is None or attempt + 1 == _PORT_TRIES:
                 raise
-            continue  # (the port may have been taken: try another)
-        assert result is not None
+            continue  # (its port may have been taken in between: try another)
         cpu = None if before is None or after is None else after - before
         return Sample(
             workload.name, variant.name, round_number, result.requests, result.rps,
