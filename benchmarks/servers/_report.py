@@ -30,6 +30,11 @@ class Sample:
             return None
         return self.cpu_seconds / self.requests * 1e6
 
+    @property
+    def seconds(self) -> float:
+        """How long the measured run lasted (requests / rate)."""
+        return self.requests / self.rps if self.rps > 0 else 0.0
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -43,6 +48,8 @@ class Summary:
     cpu_us_per_request: float | None
     #: The rounds' requests/s spread, (max - min) / median.
     spread: float
+    #: The median length of a measured run: a short one is a noisy one.
+    seconds: float
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -64,6 +71,7 @@ def summarize(samples: Sequence[Sample]) -> Summary:
         p99_ms=_median(sample.p99_ms for sample in samples),
         cpu_us_per_request=_median(sample.cpu_us_per_request for sample in samples),
         spread=(max(rates) - min(rates)) / rps if rps > 0 else 0.0,
+        seconds=statistics.median(sample.seconds for sample in samples),
     )
 
 
@@ -89,6 +97,7 @@ def format_table(title: str, rows: Sequence[Summary], baseline: str) -> str:
         "p99 ms",
         "CPU us/req",
         "spread",
+        "run s",
         "rounds",
     )
     lines = [
@@ -100,6 +109,7 @@ def format_table(title: str, rows: Sequence[Summary], baseline: str) -> str:
             _number(row.p99_ms, 3),
             _number(row.cpu_us_per_request, 1),
             f"{row.spread:.0%}",
+            f"{row.seconds:.2f}",
             str(row.rounds),
         )
         for row in rows

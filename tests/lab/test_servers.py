@@ -220,6 +220,7 @@ def test_summary_takes_the_median_of_each_measure_over_rounds() -> None:
     assert summary.p99_ms == 8.0
     assert summary.cpu_us_per_request == pytest.approx(300.0)  # of 500 and 100 us
     assert summary.spread == pytest.approx(1.0)  # (300 - 100) / 200
+    assert summary.seconds == pytest.approx(5.0)  # of 1000 requests at 300, 100, 200/s
 
 
 def test_cpu_per_request_is_none_without_cpu_time_or_requests() -> None:
@@ -242,28 +243,14 @@ def test_table_has_a_row_per_variant_and_a_ratio_against_the_baseline() -> None:
     assert table[0] == "RESP SET -P1"
     assert table[2].split() == [
         "variant", "req/s", "x", "trio-send-all", "p50", "ms", "p99", "ms",
-        "CPU", "us/req", "spread", "rounds",
+        "CPU", "us/req", "spread", "run", "s", "rounds",
     ]  # fmt: skip
     assert table[4].split() == [
-        "bufwriter",
-        "30,000",
-        "1.50x",
-        "1.000",
-        "2.000",
-        "100.0",
-        "0%",
-        "1",
-    ]
+        "bufwriter", "30,000", "1.50x", "1.000", "2.000", "100.0", "0%", "0.33", "1",
+    ]  # fmt: skip
     assert table[5].split() == [
-        "trio-send-all",
-        "20,000",
-        "1.00x",
-        "1.000",
-        "2.000",
-        "n/a",
-        "0%",
-        "1",
-    ]
+        "trio-send-all", "20,000", "1.00x", "1.000", "2.000", "n/a", "0%", "0.50", "1",
+    ]  # fmt: skip
     # Every line of the table is as wide as its rules.
     assert len({len(table[1]), len(table[2])}) == 1
 
