@@ -12,7 +12,7 @@ from ._variants import Kind, variant_names
 
 #: Defaults of a full run, and of a ``--quick`` one (CI: about a minute).
 FULL = {"rounds": 3, "requests": 40_000, "seconds": 5.0, "clients": 50}
-QUICK = {"rounds": 1, "requests": 5_000, "seconds": 2.0, "clients": 50}
+QUICK = {"rounds": 1, "requests": 20_000, "seconds": 2.0, "clients": 50}
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def test_cpu_seconds_of_no_process_is_none() -> None:
 
 def test_quick_gives_small_defaults_and_options_given_win() -> None:
     quick = Settings.resolve(quick=True)
-    assert (quick.rounds, quick.requests, quick.seconds) == (1, 5000, 2.0)
+    assert (quick.rounds, quick.requests, quick.seconds) == (1, 20000, 2.0)
     full = Settings.resolve()
     assert (full.rounds, full.requests, full.seconds, full.clients) == (3, 40000, 5.0, 50)
     assert Settings.resolve(quick=True, rounds=2).rounds == 2
