@@ -1,0 +1,9 @@
+"""``python -m benchmarks.servers``: the many-connection server benchmark."""
+
+from __future__ import annotations
+
+import sys
+
+from .run import main
+
+sys.exit(main())
