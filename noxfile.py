@@ -1,6 +1,6 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
 ``nox -s docs``, ``nox -s examples``, ``nox -s demo``, ``nox -s bench``,
-``nox -s positional_bench``, ``nox -s soak``, ``nox -s fanout``,
+``nox -s positional_bench``, ``nox -s servers``, ``nox -s soak``, ``nox -s fanout``,
 ``nox -s thorough``, ``nox -s stress_tests``.  CONTRIBUTING.md says what
 each is for."""
 
@@ -117,6 +117,16 @@ def examples(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("mypy", "--strict", "examples")
     session.run("pytest", *EXAMPLE_TESTS, *session.posargs)
+
+
+@nox.session
+def servers(session: nox.Session) -> None:
+    """The many-connection server benchmark: redis-benchmark and wrk against
+    the examples and the same code on plain trio, asyncio and uvloop, 3
+    interleaved rounds (needs Debian's redis-server, redis-tools and wrk;
+    pass options after --, e.g. ``-- --only resp``)."""
+    session.install("-e", ".[bench,test]")
+    session.run("python", "-m", "benchmarks", "servers", *session.posargs)
 
 
 @nox.session(name="positional_bench")

@@ -11,6 +11,9 @@ the commands), or through the nox sessions.
 * :mod:`benchmarks.soak`: many connections under random load, verified
   (``soak``);
 * :mod:`benchmarks.fanout`: the slow-consumer load test (``fanout``);
+* :mod:`benchmarks.servers`: many connections under real load generators
+  (``redis-benchmark``, ``wrk``) against the examples and the same code on
+  plain trio, asyncio and uvloop (``servers``);
 * :mod:`benchmarks._worker`: the helper process the load tests drive.
 
 It uses the library through its public API, and two private helpers that

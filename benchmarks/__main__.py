@@ -125,6 +125,13 @@ def _add_fanout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add_fanout_command(commands)
 
 
+def _add_servers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``servers`` command (defined with the benchmark itself)."""
+    from .servers.run import add_servers_command
+
+    add_servers_command(commands)
+
+
 def _add_positional_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``positional-bench`` command (defined with the benchmark itself)."""
     from .positional import add_positional_bench_command
@@ -137,6 +144,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_soak,
     _add_fanout,
     _add_positional_bench,
+    _add_servers,
 ]
 
 

@@ -20,7 +20,8 @@ class Settings:
     """What one run does."""
 
     rounds: int
-    #: redis-benchmark's requests per measured run (``-n``).
+    #: redis-benchmark's requests per measured run (``-n``) without
+    #: pipelining; see :meth:`requests_for`.
     requests: int
     #: wrk's duration per measured run.
     seconds: float
@@ -29,6 +30,12 @@ class Settings:
     kinds: tuple[Kind, ...]
     #: The variants to run, None for all.
     names: tuple[str, ...] | None
+
+    def requests_for(self, pipeline: int) -> int:
+        """redis-benchmark's ``-n`` at *pipeline* depth: scaled with it (a
+        fifth of the depth, at least 1x), so that a pipelined run lasts about
+        as long as an unpipelined one instead of a fraction of a second."""
+        return self.requests * max(1, pipeline // 3)
 
     @property
     def warmup_requests(self) -> int:

@@ -111,7 +111,8 @@ def commands(settings: Settings, workloads: list[Workload], variants: list[Varia
             warm = f"-d{settings.warmup_seconds:g}s"
         else:
             command = redis_benchmark_command(
-                "PORT", clients=settings.clients, requests=settings.requests,
+                "PORT", clients=settings.clients,
+                requests=settings.requests_for(workload.pipeline),
                 pipeline=workload.pipeline, tests=workload.test,
             )  # fmt: skip
             warm = f"-n {settings.warmup_requests} -t set,get"
@@ -155,9 +156,9 @@ def load(workload: Workload, settings: Settings, port: int) -> LoadResult:
         seconds = settings.seconds
         return run_wrk(port, clients=settings.clients, seconds=seconds, timeout=seconds + 30)
     return run_redis_benchmark(
-        port, clients=settings.clients, requests=settings.requests,
+        port, clients=settings.clients, requests=settings.requests_for(workload.pipeline),
         pipeline=workload.pipeline, test=workload.test,
-        timeout=60 + settings.requests / 500,  # (500 requests/s would be very slow)
+        timeout=60 + settings.requests_for(workload.pipeline) / 500,  # (500/s: very slow)
     )  # fmt: skip
 
 

@@ -22,9 +22,6 @@ from pathlib import Path
 import pytest
 
 # ``benchmarks`` is a folder of the checkout, not an installed package.
-if str(Path(__file__).resolve().parents[2]) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from benchmarks.servers import _loadgen, _process, _report, _sanity, _serving, run
 from benchmarks.servers._hello import BODY, HelloConnection
 from benchmarks.servers._options import Settings
@@ -337,6 +334,11 @@ def test_quick_gives_small_defaults_and_options_given_win() -> None:
     full = Settings.resolve()
     assert (full.rounds, full.requests, full.seconds, full.clients) == (3, 40000, 5.0, 50)
     assert Settings.resolve(quick=True, rounds=2).rounds == 2
+
+
+def test_pipelined_runs_ask_for_more_requests_so_that_they_last_as_long() -> None:
+    settings = Settings.resolve()
+    assert [settings.requests_for(depth) for depth in (1, 2, 16)] == [40000, 40000, 200000]
 
 
 def test_bad_options_are_refused() -> None:
