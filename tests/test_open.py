@@ -449,34 +449,6 @@ async def test_two_send_alls_started_together_conflict_even_below_high_water() -
     assert sorted(outcomes) == ["busy", "ok"]
 
 
-async def test_wait_send_all_might_not_block_waits_only_over_high_water() -> None:
-    transport = trio.StapledStream(ControlledStream(stalled=True), ControlledStream())
-    inner = transport.send_stream
-    assert isinstance(inner, ControlledStream)
-    stream = BufferedStream(transport, high_water=4, low_water=0)
-    done = trio.Event()
-
-    async def wait() -> None:
-        await stream.wait_send_all_might_not_block()
-        done.set()
-
-    with trio.fail_after(5):
-        async with running(stream) as nursery:
-            stream.write(b"1234")
-            with trio.testing.assert_checkpoints():
-                await stream.wait_send_all_might_not_block()
-            stream.write(b"5")
-            nursery.start_soon(wait)
-            await settle()
-            assert not done.is_set()
-            inner.unstall()
-            await settle()
-            assert done.is_set()
-            await stream.aclose()
-            with pytest.raises(trio.ClosedResourceError):
-                await stream.wait_send_all_might_not_block()
-
-
 async def test_an_outer_cancellation_comes_out_as_one_cancelled_not_a_group() -> None:
     # The block and the sender are both cancelled: two Cancelled in the
     # nursery's group, of which one comes out, as a checkpoint raises it.

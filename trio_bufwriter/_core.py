@@ -103,6 +103,9 @@ class _WriterCore(trio.abc.SendStream):
         "_overflows",
         "_parked_sender",
         "_peak",
+        "_probe",
+        "_probe_done",
+        "_room_event",
         "_segments",
         "_send_all_calls",
         "_send_calls",
@@ -201,6 +204,13 @@ class _WriterCore(trio.abc.SendStream):
         self._flush_waiting = 0
         self._eof_event: trio.Event | None = None
         self._eof_sent = False
+        # wait_send_all_might_not_block (``_waiting.py``): the event it waits
+        # on for bytes to be accepted, and, while it asks the wrapped stream's
+        # own wait_send_all_might_not_block, the scope the sender cancels to
+        # take the stream back, and the event set once that call has ended.
+        self._room_event: trio.Event | None = None
+        self._probe: trio.CancelScope | None = None
+        self._probe_done: trio.Event | None = None
         self._send_conflict = ConflictDetector(
             "another task is already using this writer's send_all, "
             "wait_send_all_might_not_block or send_eof (use write() to send "
@@ -240,6 +250,8 @@ class _WriterCore(trio.abc.SendStream):
         """
         self._high_water, self._low_water = water_marks(high, low, DEFAULT_HIGH_WATER)
         self._wake_drainers_if_low()
+        if self._room_event is not None:
+            self._room_event.set()
 
     @property
     def high_water(self) -> int:
@@ -335,6 +347,10 @@ class _WriterCore(trio.abc.SendStream):
             waiters.popleft()[1].set()
         if self._eof_event is not None:
             self._eof_event.set()
+        if self._room_event is not None:
+            self._room_event.set()
+        if self._probe is not None:
+            self._probe.cancel()
         self._drain_lot.unpark_all()
         self._wake_sender()
 
