@@ -66,6 +66,15 @@ _CLOSED = WriterState.CLOSED
 _BROKEN = WriterState.BROKEN
 
 
+def _describe_failure(message: str, cause: BaseException | None) -> str | None:
+    """The ``error`` of a statistics snapshot: the failure's message and cause."""
+    if not message:
+        return None
+    if cause is None:
+        return message
+    return f"{message}: {type(cause).__name__}: {cause}"
+
+
 class _WriterCore(trio.abc.SendStream):
     """The writer's state and what every layer above needs of it.
 
@@ -297,6 +306,29 @@ class _WriterCore(trio.abc.SendStream):
         """The writer's :class:`WriterState`."""
         return self._state
 
+    @property
+    def failure(self) -> trio.BrokenResourceError | None:
+        """Why the writer broke, or None if it never did.
+
+        None while the writer is healthy, and also once it is closed
+        normally (closed is not a failure; ``write()`` then raises
+        :exc:`trio.ClosedResourceError`).  Once the wrapped stream failed, a
+        limit aborted the writer or the sender task was cancelled, it is the
+        :exc:`trio.BrokenResourceError` that ``write()`` raises, with the
+        same message and ``__cause__`` (the wrapped stream's own exception,
+        the :exc:`BufferLimitError` or :exc:`StallTimeoutError`, or None for
+        a cancelled sender); a new exception object on each read.  It stays
+        set after :meth:`aclose`.
+
+        Reading it does not count as reporting the failure: :meth:`aclose`
+        still raises one that no call has raised.
+        """
+        if not self._error_message:
+            return None
+        error = trio.BrokenResourceError(self._error_message)
+        error.__cause__ = self._error
+        return error
+
     def statistics(self) -> WriterStatistics:
         """Return a :class:`WriterStatistics` snapshot of this writer's counters."""
         buffered = len(self._buf) + self._inflight
@@ -311,6 +343,7 @@ class _WriterCore(trio.abc.SendStream):
             state=self._state,
             overflows=self._overflows,
             stalled_for=self.stalled_for,
+            error=_describe_failure(self._error_message, self._error),
         )
 
     # ------------------------------------------------------------------
