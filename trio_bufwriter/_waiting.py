@@ -127,7 +127,10 @@ class _Waiting(_SocketFastPath):
             waited = True
             if buffered:
                 # send_all would queue its bytes, then wait for low water:
-                # wait for the wrapped stream to accept some first.
+                # wait for the wrapped stream to accept some first, until
+                # this much has been accepted (all of it, for high water 0).
+                high = self._high_water
+                target = self._sent + (buffered - high + 1 if high else buffered)
                 event = self._room_event = trio.Event()
                 # The sender must not sit on a corked buffer while we wait.
                 self._wake_sender()
@@ -135,6 +138,9 @@ class _Waiting(_SocketFastPath):
                     await event.wait()
                 finally:
                     self._room_event = None
+                if self._state >= _CLOSED and self._sent >= target:
+                    # A graceful close sent what we waited for (as drain()).
+                    return
             elif await self._probe_stream():
                 # high_water is 0 and nothing is held: a send_all would hand
                 # its bytes straight to the wrapped stream, which said yes.
