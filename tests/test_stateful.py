@@ -427,6 +427,8 @@ class WriterMachine(RuleBasedStateMachine):
             self.w = cls(self.tap, high_water=high, low_water=low, max_send_size=max_send)
         else:
             self.max_buffer, self.overflow = limit
+            # max_buffer must be above high_water (else ValueError).
+            self.max_buffer = max(self.max_buffer, high + 1)
             self.w = cls(
                 self.tap,
                 high_water=high,
@@ -743,6 +745,13 @@ class WriterMachine(RuleBasedStateMachine):
 
     async def _set_water_marks(self, marks: tuple[int, int | None]) -> None:
         high, low = marks
+        if self.max_buffer is not None and high >= self.max_buffer:
+            # drain() could never wait before the limit: refused, unchanged.
+            before = (self.writer.high_water, self.writer.low_water)
+            with pytest.raises(ValueError, match="must be above high_water"):
+                self.writer.set_water_marks(high, low)
+            assert (self.writer.high_water, self.writer.low_water) == before
+            return
         self.writer.set_water_marks(high, low)
         assert self.writer.high_water == high
         assert self.writer.low_water == (high // 4 if low is None else low)

@@ -18,7 +18,7 @@ The writer is one class built as a chain of layers, one concern per module
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import trio
 from trio.lowlevel import ParkingLot, Task
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         high_water: int | None
         low_water: int | None
         max_send_size: int
-        notsent_lowat: int | None
+        notsent_lowat: int | Literal["leave"] | None
         max_buffer: int | None
         overflow: OverflowPolicy
         stall_timeout: float | None
@@ -139,7 +139,7 @@ class _WriterCore(trio.abc.SendStream):
         high_water: int | None = None,
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
-        notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+        notsent_lowat: int | Literal["leave"] | None = None,
         max_buffer: int | None = None,
         overflow: OverflowPolicy = "raise",
         stall_timeout: float | None = None,
@@ -148,7 +148,14 @@ class _WriterCore(trio.abc.SendStream):
             raise TypeError(
                 f"expected a trio.abc.SendStream to wrap, not {type(stream).__name__!r}"
             )
-        if notsent_lowat is not None:
+        if notsent_lowat is None:
+            notsent_lowat = DEFAULT_NOTSENT_LOWAT
+        elif isinstance(notsent_lowat, str):
+            if notsent_lowat != "leave":
+                raise ValueError(
+                    f"notsent_lowat must be an int, None or 'leave', not {notsent_lowat!r}"
+                )
+        else:
             check_size("notsent_lowat", notsent_lowat, 0)
         if max_buffer is not None:
             check_size("max_buffer", max_buffer, 0)
@@ -226,12 +233,12 @@ class _WriterCore(trio.abc.SendStream):
             "from many tasks at once)"
         )
         self._max_send_size = check_size("max_send_size", max_send_size, 1)
+        self._max_buffer = max_buffer
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
         self.set_water_marks(high_water, low_water)
         self._sink = socket_sink(stream)
-        set_notsent_lowat(stream, notsent_lowat)
-        self._max_buffer = max_buffer
+        set_notsent_lowat(stream, None if notsent_lowat == "leave" else notsent_lowat)
         self._overflow_abort = overflow == "abort"
         self._overflows = 0
         self._aborted = False
@@ -255,9 +262,22 @@ class _WriterCore(trio.abc.SendStream):
 
         Raises:
           TypeError: a mark is not an int.
-          ValueError: a mark is negative, or *low* is above *high*.
+          ValueError: a mark is negative, *low* is above *high*, or *high*
+              is not below ``max_buffer`` (then :meth:`drain` could never
+              wait before writes are refused).  The marks are unchanged.
         """
-        self._high_water, self._low_water = water_marks(high, low, DEFAULT_HIGH_WATER)
+        marks = water_marks(high, low, DEFAULT_HIGH_WATER)
+        max_buffer = self._max_buffer
+        if max_buffer is not None and marks[0] >= max_buffer:
+            default = "" if high is not None or low is not None else ", the default"
+            raise ValueError(
+                f"max_buffer ({max_buffer}) must be above high_water ({marks[0]}{default}): "
+                "drain() waits only while more than high_water bytes are held, so it "
+                "could never wait before max_buffer refuses writes; set high_water "
+                f"below max_buffer (for example high_water={max_buffer // 2}) or "
+                "raise max_buffer"
+            )
+        self._high_water, self._low_water = marks
         self._wake_drainers_if_low()
         if self._room_event is not None:
             self._room_event.set()

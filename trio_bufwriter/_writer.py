@@ -236,7 +236,10 @@ class BufferedWriter(_BufferedSendBase):
       low_water: ... until at most this many are (default ``high_water // 4``).
       max_send_size: the most bytes passed to one ``send_all`` (default 1 MiB).
       max_buffer: the most bytes the writer may hold (queued plus in
-          flight); None (the default) for no limit.  See "Slow consumers".
+          flight); None (the default) for no limit.  It must be above
+          *high_water* (:exc:`ValueError` otherwise: :meth:`drain` would
+          never wait before writes are refused), so with a small limit give
+          a *high_water* below it too.  See "Slow consumers".
       overflow: what a write that would pass *max_buffer* does: ``"raise"``
           (default) refuses it with :exc:`BufferLimitError`, queues nothing
           of it and leaves the writer usable; ``"abort"`` breaks the writer
@@ -251,10 +254,12 @@ class BufferedWriter(_BufferedSendBase):
           checked when a send starts or makes progress and when a
           :meth:`drain` waits.  None (the default): never.
       notsent_lowat: if *stream* is a :class:`trio.SocketStream`, set its
-          ``TCP_NOTSENT_LOWAT`` socket option to this (default 1 MiB, the
-          size of one maximum send, instead of trio's 16 KiB, which costs
-          bulk transfers about half their throughput); None leaves the
-          socket's setting alone.  Other streams are not touched.
+          ``TCP_NOTSENT_LOWAT`` socket option to this many bytes.  None (the
+          default) means :data:`DEFAULT_NOTSENT_LOWAT`, 1 MiB, the size of
+          one maximum send, instead of trio's 16 KiB, which costs bulk
+          transfers about half their throughput; ``"leave"`` leaves the
+          socket's setting alone (trio's 16 KiB, or whatever you set).
+          Other streams are not touched.
 
     When *stream* is a :class:`trio.SocketStream`, a ``write()`` to an idle
     writer (sender parked, nothing queued) also tries one non-blocking send
