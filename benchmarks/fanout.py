@@ -617,7 +617,8 @@ class FanoutResult:
     max_buffer: int
     high_water: int
     stall_timeout: float | None
-    notsent_lowat: int = WRITER_NOTSENT_LOWAT
+    #: Each subscriber's notsent_lowat: bytes, or "leave" (trio's setting).
+    notsent_lowat: int | Literal["leave"] = WRITER_NOTSENT_LOWAT
     #: Whether a throughput miss fails the run ("fail"), or is only
     #: reported ("report": for a machine that is busy with other work).
     speed_verdict: SpeedVerdict = "fail"
@@ -1052,7 +1053,7 @@ def run_fanout(
     out: TextIO | None = None,
     *,
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-    notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+    notsent_lowat: int | Literal["leave"] | None = DEFAULT_NOTSENT_LOWAT,
     client_side: ClientSide = "process",
     speed_verdict: SpeedVerdict = "fail",
 ) -> int:
@@ -1063,12 +1064,13 @@ def run_fanout(
     *message_size* bytes (a multiple of 8) broadcast as fast as possible, or
     *rate* a second.  Every subscriber's writer gets *max_buffer* with
     ``overflow="abort"``, *high_water*, *stall_timeout* and *notsent_lowat*
-    (None: the writer's default).  *client_side* is ``"process"`` (the real
-    thing) or ``"thread"`` (for tests only: the clients then share this
-    process's GIL, so the throughput figures mean little).  *speed_verdict*
-    ``"report"`` prints the throughput verdict without failing the run on it
-    (CI does this: a speed ratio on a machine busy with other work says
-    little); the correctness verdicts always count.  Returns the exit
+    (None: the writer's default; ``"leave"``: trio's own setting).
+    *client_side* is ``"process"`` (the real thing) or ``"thread"`` (for
+    tests only: the clients then share this process's GIL, so the
+    throughput figures mean little).  *speed_verdict* ``"report"`` prints
+    the throughput verdict without failing the run on it (CI does this: a
+    speed ratio on a machine busy with other work says little); the
+    correctness verdicts always count.  Returns the exit
     status: 0 on PASS, 1 on FAIL or error, 130 if interrupted.
     """
     if speed_verdict not in ("fail", "report"):
@@ -1078,8 +1080,11 @@ def run_fanout(
         raise ValueError("need clients >= 2, seconds > 0 and rate > 0 (or None)")
     if message_size < _SEQ.size or message_size % _SEQ.size:
         raise ValueError(f"message_size must be a multiple of 8, at least 8; got {message_size}")
-    if max_buffer < message_size or high_water < 1:
-        raise ValueError("need max_buffer >= message_size and high_water >= 1")
+    if max_buffer < message_size or not 1 <= high_water < max_buffer:
+        raise ValueError(
+            "need max_buffer >= message_size and 1 <= high_water < max_buffer "
+            f"(got max_buffer={max_buffer}, high_water={high_water})"
+        )
     result = FanoutResult(
         clients,
         seconds,
@@ -1098,7 +1103,10 @@ def run_fanout(
     )
     pace = "as fast as possible" if rate is None else f"at {rate:,g} a second"
     stall = "none" if stall_timeout is None else f"{stall_timeout:g} s"
-    lowat = f"{result.notsent_lowat:,} B"
+    if result.notsent_lowat == "leave":
+        lowat = "left as trio sets it"
+    else:
+        lowat = f"{result.notsent_lowat:,} B"
     if notsent_lowat is None:
         lowat += " (the writer's default)"
     where = "a separate process (spawn)" if client_side == "process" else "a thread (test mode)"
@@ -1155,8 +1163,12 @@ def _stall_timeout(text: str) -> float | None:
     return None if text.lower() == "none" else positive_float(text)
 
 
-def _notsent_lowat(text: str) -> int | None:
-    return None if text.lower() == "default" else positive_int(text)
+def _notsent_lowat(text: str) -> int | Literal["leave"] | None:
+    if text.lower() == "default":
+        return None
+    if text.lower() == "leave":
+        return "leave"
+    return positive_int(text)
 
 
 def _run_fanout_command(args: argparse.Namespace) -> int:
@@ -1244,8 +1256,8 @@ def add_fanout_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         type=_notsent_lowat,
         default=DEFAULT_NOTSENT_LOWAT,
         metavar="BYTES",
-        help="each subscriber's notsent_lowat, or 'default' for the writer's own "
-        f"({WRITER_NOTSENT_LOWAT:,}) (default: %(default)s)",
+        help="each subscriber's notsent_lowat, 'default' for the writer's own "
+        f"({WRITER_NOTSENT_LOWAT:,}), or 'leave' for trio's (default: %(default)s)",
     )
     parser.add_argument(
         "--speed-verdict",

@@ -34,8 +34,8 @@ async def test_every_subscriber_gets_every_message_in_order() -> None:
 async def test_a_subscriber_at_its_limit_is_dropped_and_reported_the_rest_carry_on() -> None:
     fast = ControlledStream()
     slow = ControlledStream(stalled=True)
-    fast_writer = BufferedWriter(fast, max_buffer=1000)
-    slow_writer = BufferedWriter(slow, max_buffer=1000)
+    fast_writer = BufferedWriter(fast, max_buffer=1000, high_water=500)
+    slow_writer = BufferedWriter(slow, max_buffer=1000, high_water=500)
     hub = Broadcaster()
     hub.add(fast_writer)
     hub.add(slow_writer)
@@ -61,7 +61,7 @@ async def test_a_subscriber_at_its_limit_is_dropped_and_reported_the_rest_carry_
 
 async def test_an_abort_policy_subscriber_is_cut_off_when_dropped() -> None:
     slow = ControlledStream(stalled=True)
-    slow_writer = BufferedWriter(slow, max_buffer=150, overflow="abort")
+    slow_writer = BufferedWriter(slow, max_buffer=150, high_water=75, overflow="abort")
     hub = Broadcaster()
     hub.add(slow_writer)
     with trio.fail_after(5):

@@ -24,15 +24,11 @@ async def _wrap_pair(
 
 
 async def _clogged(nursery: trio.Nursery, pair: Pair) -> tuple[BufferedStream, BufferedStream]:
-    # With high water 0, one byte already in flight on a lockstep stream keeps
-    # every send-side method blocked until the peer calls receive_some.
-    a, b = await _wrap_pair(nursery, pair, high_water=0)
-    a.write(b"-")
-    b.write(b"-")
-    await trio.testing.wait_all_tasks_blocked()
-    assert a.need_drain
-    assert b.need_drain
-    return a, b
+    # With high water 0 and nothing written, every send-side method waits
+    # on the lockstep stream until the peer calls receive_some: send_all for
+    # its bytes to be taken, wait_send_all_might_not_block in the lockstep
+    # stream's own.
+    return await _wrap_pair(nursery, pair, high_water=0)
 
 
 async def _tcp_pair() -> Pair:
@@ -124,8 +120,6 @@ async def test_buffered_writer_is_a_conforming_one_way_stream() -> None:
                 s, r = trio.testing.lockstep_stream_one_way_pair()
                 w = BufferedWriter(s, high_water=0)
                 await nursery.start(w.run)
-                w.write(b"-")
-                await trio.testing.wait_all_tasks_blocked()
                 return w, r
 
             await trio.testing.check_one_way_stream(maker, clogged_maker)

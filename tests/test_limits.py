@@ -13,6 +13,7 @@ from trio_bufwriter import (
     BufferLimitError,
     StallTimeoutError,
     WriterState,
+    open_buffered_writer,
 )
 
 # ----------------------------------------------------------------------
@@ -21,7 +22,7 @@ from trio_bufwriter import (
 
 async def test_a_write_past_max_buffer_is_refused_and_the_writer_stays_usable() -> None:
     stream = ControlledStream(stalled=True)
-    writer = BufferedWriter(stream, max_buffer=100)
+    writer = BufferedWriter(stream, max_buffer=100, high_water=50)
     with trio.fail_after(5):
         async with running(writer):
             writer.write(b"a" * 60)
@@ -41,7 +42,7 @@ async def test_a_write_past_max_buffer_is_refused_and_the_writer_stays_usable() 
 
 async def test_tiny_writes_cannot_slip_past_the_limit() -> None:
     stream = ControlledStream(stalled=True)
-    writer = BufferedWriter(stream, max_buffer=1000)
+    writer = BufferedWriter(stream, max_buffer=1000, high_water=500)
     with trio.fail_after(5):
         async with running(writer):
             accepted = 0
@@ -60,7 +61,7 @@ async def test_tiny_writes_cannot_slip_past_the_limit() -> None:
 
 async def test_writelines_past_the_limit_queues_nothing_of_that_call() -> None:
     stream = ControlledStream(stalled=True)
-    writer = BufferedWriter(stream, max_buffer=10)
+    writer = BufferedWriter(stream, max_buffer=10, high_water=5)
     with trio.fail_after(5):
         async with running(writer):
             writer.write(b"12345")
@@ -74,7 +75,7 @@ async def test_writelines_past_the_limit_queues_nothing_of_that_call() -> None:
 
 async def test_a_large_write_held_by_reference_is_checked_too() -> None:
     stream = ControlledStream(stalled=True)
-    writer = BufferedWriter(stream, max_buffer=100_000)
+    writer = BufferedWriter(stream, max_buffer=100_000, high_water=50_000)
     with trio.fail_after(5):
         async with running(writer):
             writer.write(b"x" * 50_000)
@@ -86,7 +87,7 @@ async def test_a_large_write_held_by_reference_is_checked_too() -> None:
 
 async def test_a_write_bigger_than_the_limit_to_an_idle_writer_is_refused() -> None:
     stream = ControlledStream()
-    writer = BufferedWriter(stream, max_buffer=10)
+    writer = BufferedWriter(stream, max_buffer=10, high_water=5)
     with trio.fail_after(5):
         async with running(writer):
             await settle()
@@ -101,7 +102,7 @@ async def test_a_write_bigger_than_the_limit_to_an_idle_writer_is_refused() -> N
 async def test_a_write_bigger_than_the_limit_sends_nothing_on_an_idle_socket() -> None:
     with trio.fail_after(5):
         async with tcp_pair() as (client, _server):
-            writer = BufferedWriter(client, max_buffer=10)
+            writer = BufferedWriter(client, max_buffer=10, high_water=5)
             async with running(writer):
                 await settle()
                 with pytest.raises(BufferLimitError):
@@ -115,7 +116,7 @@ async def test_a_write_bigger_than_the_limit_sends_nothing_on_an_idle_socket() -
 
 async def test_abort_breaks_the_writer_discards_the_buffer_and_closes_the_stream() -> None:
     stream = ControlledStream(stalled=True)
-    writer = BufferedWriter(stream, max_buffer=100, overflow="abort")
+    writer = BufferedWriter(stream, max_buffer=100, high_water=50, overflow="abort")
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -136,7 +137,7 @@ async def test_abort_breaks_the_writer_discards_the_buffer_and_closes_the_stream
 
 async def test_abort_from_writelines_uses_the_same_policy() -> None:
     stream = ControlledStream(stalled=True)
-    writer = BufferedWriter(stream, max_buffer=4, overflow="abort")
+    writer = BufferedWriter(stream, max_buffer=4, high_water=2, overflow="abort")
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -262,4 +263,46 @@ def test_limit_arguments_are_checked(kwargs: dict[str, object], error: type[Exce
 
 def test_max_buffer_is_readable() -> None:
     assert BufferedWriter(trio.testing.MemorySendStream()).max_buffer is None
-    assert BufferedWriter(trio.testing.MemorySendStream(), max_buffer=5).max_buffer == 5
+    assert (
+        BufferedWriter(trio.testing.MemorySendStream(), max_buffer=5, high_water=2).max_buffer == 5
+    )
+
+
+# ----------------------------------------------------------------------
+# max_buffer must be above high_water, or drain() could never wait
+
+
+def test_max_buffer_at_or_below_the_default_high_water_is_refused_saying_what_to_set() -> None:
+    with pytest.raises(ValueError, match="max_buffer") as info:
+        BufferedWriter(trio.testing.MemorySendStream(), max_buffer=1000)
+    message = str(info.value)
+    assert "max_buffer (1000) must be above high_water (65536, the default)" in message
+    assert "high_water=500" in message
+
+
+@pytest.mark.parametrize("high", [100, 101])
+def test_max_buffer_at_or_below_an_explicit_high_water_is_refused(high: int) -> None:
+    with pytest.raises(
+        ValueError, match=rf"max_buffer \(100\) must be above high_water \({high}\)"
+    ):
+        BufferedWriter(trio.testing.MemorySendStream(), max_buffer=100, high_water=high)
+    writer = BufferedWriter(trio.testing.MemorySendStream(), max_buffer=100, high_water=99)
+    assert (writer.high_water, writer.max_buffer) == (99, 100)
+
+
+def test_set_water_marks_refuses_a_high_water_at_max_buffer_and_keeps_the_marks() -> None:
+    writer = BufferedWriter(trio.testing.MemorySendStream(), max_buffer=100, high_water=50)
+    with pytest.raises(ValueError, match="must be above high_water"):
+        writer.set_water_marks(100)
+    assert (writer.high_water, writer.low_water) == (50, 12)
+    writer.set_water_marks(99, 10)
+    assert (writer.high_water, writer.low_water) == (99, 10)
+
+
+async def test_open_buffered_writer_refuses_the_limit_at_the_call_leaving_the_stream_open() -> None:
+    stream = trio.testing.MemorySendStream()
+    with pytest.raises(ValueError, match="max_buffer"):
+        open_buffered_writer(stream, max_buffer=10)
+    await stream.send_all(b"still open")
+    assert stream.get_data_nowait() == b"still open"
+    await stream.aclose()

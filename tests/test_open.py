@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
@@ -16,6 +18,7 @@ from trio_bufwriter import (
     open_buffered_stream,
     open_buffered_writer,
 )
+from trio_bufwriter._open import running as running_context
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -446,34 +449,6 @@ async def test_two_send_alls_started_together_conflict_even_below_high_water() -
     assert sorted(outcomes) == ["busy", "ok"]
 
 
-async def test_wait_send_all_might_not_block_waits_only_over_high_water() -> None:
-    transport = trio.StapledStream(ControlledStream(stalled=True), ControlledStream())
-    inner = transport.send_stream
-    assert isinstance(inner, ControlledStream)
-    stream = BufferedStream(transport, high_water=4, low_water=0)
-    done = trio.Event()
-
-    async def wait() -> None:
-        await stream.wait_send_all_might_not_block()
-        done.set()
-
-    with trio.fail_after(5):
-        async with running(stream) as nursery:
-            stream.write(b"1234")
-            with trio.testing.assert_checkpoints():
-                await stream.wait_send_all_might_not_block()
-            stream.write(b"5")
-            nursery.start_soon(wait)
-            await settle()
-            assert not done.is_set()
-            inner.unstall()
-            await settle()
-            assert done.is_set()
-            await stream.aclose()
-            with pytest.raises(trio.ClosedResourceError):
-                await stream.wait_send_all_might_not_block()
-
-
 async def test_an_outer_cancellation_comes_out_as_one_cancelled_not_a_group() -> None:
     # The block and the sender are both cancelled: two Cancelled in the
     # nursery's group, of which one comes out, as a checkpoint raises it.
@@ -491,3 +466,36 @@ async def test_an_outer_cancellation_comes_out_as_one_cancelled_not_a_group() ->
         assert scope.cancelled_caught
     assert len(left) == 1
     assert type(left[0]) is trio.Cancelled, repr(left[0])
+
+
+# ----------------------------------------------------------------------
+# The stream is the writer's from construction: every way out closes it
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_entering_in_a_cancelled_scope_closes_the_stream(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[object]],
+) -> None:
+    transport = trio.StapledStream(ControlledStream(), ControlledStream())
+    inner = transport.send_stream
+    assert isinstance(inner, ControlledStream)
+    with trio.fail_after(5):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            async with opener(transport):
+                raise AssertionError("the block must not run")  # pragma: no cover
+        assert scope.cancelled_caught
+    assert inner.closed
+
+
+async def test_a_failed_start_closes_the_stream_and_raises_its_error() -> None:
+    inner = ControlledStream()
+    writer = BufferedWriter(inner)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            with pytest.raises(RuntimeError, match="already started"):
+                async with running_context(writer):
+                    raise AssertionError("the block must not run")  # pragma: no cover
+    assert inner.closed
+    assert writer.state is WriterState.CLOSED

@@ -7,6 +7,7 @@ import os
 import random
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -18,6 +19,7 @@ from trio_bufwriter import (
     PositionalWriteError,
     PositionalWriter,
     WriterState,
+    _open_file,
     open_positional_writer,
 )
 
@@ -433,6 +435,45 @@ async def test_a_borrowed_descriptor_is_left_open(path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == b"borrowed"
+
+
+async def test_entering_in_a_cancelled_scope_closes_the_descriptor_it_opened(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cancelled while the file is being opened: the descriptor exists, and
+    # the writer's start is what the cancellation hits.
+    opened: list[int] = []
+    real_open = _open_file._open
+    scope = trio.CancelScope()
+
+    def open_then_cancel(*args: Any) -> int:
+        opened.append(real_open(*args))
+        trio.from_thread.run_sync(scope.cancel)
+        return opened[-1]
+
+    monkeypatch.setattr(_open_file, "_open", open_then_cancel)
+    with trio.fail_after(5):
+        with scope:
+            async with open_positional_writer(path):
+                raise AssertionError("the block must not run")  # pragma: no cover
+        assert scope.cancelled_caught
+    assert len(opened) == 1
+    assert not fd_is_open(opened[0])
+
+
+async def test_entering_in_a_cancelled_scope_leaves_a_borrowed_descriptor_open(
+    path: Path,
+) -> None:
+    fd = open_for_writing(path)
+    try:
+        with trio.fail_after(5):
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                async with open_positional_writer(fd):
+                    raise AssertionError("the block must not run")  # pragma: no cover
+        assert fd_is_open(fd)
+    finally:
+        os.close(fd)
 
 
 async def test_after_aclose_everything_but_aclose_raises_closed(path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from trio_bufwriter import (
     PositionalWriteError,
@@ -57,12 +58,50 @@ async def test_a_full_disk_breaks_the_writer_with_the_unwritten_ranges() -> None
                 with pytest.raises(PositionalWriteError):
                     await writer.drain()
                 stats = writer.statistics()
+                assert stats.error == f"{error}: OSError: {error.__cause__}"
                 assert stats.bytes_written == 0
                 assert stats.pending == 0
                 assert stats.syscalls == 1  # the one that failed
                 assert stats.runs == 0
     finally:
         os.close(fd)
+
+
+@needs_dev_full
+async def test_failure_says_why_the_writer_broke_without_reporting_it() -> None:
+    fd = _dev_full()
+    try:
+        with trio.fail_after(10):
+            writer = PositionalWriter(fd)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                assert writer.failure is None
+                writer.write_at(3, b"abc")
+                await trio.testing.wait_all_tasks_blocked()
+                failure = writer.failure
+                assert isinstance(failure, PositionalWriteError)
+                assert failure.unwritten == [(3, 6)]
+                assert isinstance(failure.__cause__, OSError)
+                assert failure.__cause__.errno == errno.ENOSPC
+                # Reading it reported nothing: aclose still raises it.
+                with pytest.raises(PositionalWriteError) as caught:
+                    await writer.aclose()
+                assert caught.value.__cause__ is failure.__cause__
+            assert writer.state is WriterState.CLOSED
+            assert writer.failure is not None
+    finally:
+        os.close(fd)
+
+
+async def test_failure_is_none_for_a_writer_closed_normally(tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        async with open_positional_writer(tmp_path / "out.bin") as writer:
+            writer.write_at(0, b"fine")
+            await writer.flush()
+            assert writer.failure is None
+    assert writer.state is WriterState.CLOSED
+    assert writer.failure is None
+    assert writer.statistics().error is None
 
 
 @needs_dev_full

@@ -137,13 +137,20 @@ async def test_notsent_lowat_is_raised_to_one_maximum_send_by_default() -> None:
 
 
 @pytest.mark.skipif(NOTSENT_LOWAT is None, reason="no TCP_NOTSENT_LOWAT here")
-async def test_notsent_lowat_none_leaves_the_socket_alone_and_an_int_sets_it() -> None:
+async def test_notsent_lowat_leave_leaves_the_socket_alone_and_an_int_sets_it() -> None:
     assert NOTSENT_LOWAT is not None
     async with tcp_pair() as (client, server):
-        BufferedWriter(client, notsent_lowat=None)
+        BufferedWriter(client, notsent_lowat="leave")
         assert client.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == 2**14
         BufferedStream(server, notsent_lowat=256 * 1024)
         assert server.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == 256 * 1024
+
+
+async def test_notsent_lowat_none_means_the_default_not_trios_16_kib() -> None:
+    assert NOTSENT_LOWAT is not None
+    async with tcp_pair() as (client, _server):
+        BufferedWriter(client, notsent_lowat=None)
+        assert client.getsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT) == DEFAULT_NOTSENT_LOWAT
 
 
 def test_notsent_lowat_is_validated() -> None:
@@ -152,6 +159,8 @@ def test_notsent_lowat_is_validated() -> None:
         BufferedWriter(stream, notsent_lowat=-1)
     with pytest.raises(TypeError, match="notsent_lowat"):
         BufferedWriter(stream, notsent_lowat=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="notsent_lowat must be an int, None or 'leave'"):
+        BufferedWriter(stream, notsent_lowat="keep")  # type: ignore[arg-type]
 
 
 BAD_INPUTS = ["text", 5, None, memoryview(b"abcdef")[::2]]

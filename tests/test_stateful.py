@@ -427,6 +427,8 @@ class WriterMachine(RuleBasedStateMachine):
             self.w = cls(self.tap, high_water=high, low_water=low, max_send_size=max_send)
         else:
             self.max_buffer, self.overflow = limit
+            # max_buffer must be above high_water (else ValueError).
+            self.max_buffer = max(self.max_buffer, high + 1)
             self.w = cls(
                 self.tap,
                 high_water=high,
@@ -591,7 +593,7 @@ class WriterMachine(RuleBasedStateMachine):
             op.state_at_call = w.state
             op.busy_expected = self._conflict_held(op)
             op.target = len(self.written)
-            op.waited = w.buffered > w.high_water
+            op.waited = w.buffered >= w.high_water
             await w.wait_send_all_might_not_block()
 
         await self._start(Op("wait_send_all_might_not_block"), call)
@@ -743,6 +745,13 @@ class WriterMachine(RuleBasedStateMachine):
 
     async def _set_water_marks(self, marks: tuple[int, int | None]) -> None:
         high, low = marks
+        if self.max_buffer is not None and high >= self.max_buffer:
+            # drain() could never wait before the limit: refused, unchanged.
+            before = (self.writer.high_water, self.writer.low_water)
+            with pytest.raises(ValueError, match="must be above high_water"):
+                self.writer.set_water_marks(high, low)
+            assert (self.writer.high_water, self.writer.low_water) == before
+            return
         self.writer.set_water_marks(high, low)
         assert self.writer.high_water == high
         assert self.writer.low_water == (high // 4 if low is None else low)
@@ -927,7 +936,13 @@ class WriterMachine(RuleBasedStateMachine):
             return
         # Returned normally.
         assert op.state_at_call not in (CLOSED, BROKEN), f"{name} succeeded when finished"
-        if name in DRAIN_LIKE:
+        if name == "wait_send_all_might_not_block":
+            # Returns once a one-byte send_all would not wait (buffered below
+            # high water; with high water 0, nothing held and the wrapped
+            # stream's own wait returned), or once send_all raises at once.
+            if snap.state is OPEN:
+                assert snap.buffered < snap.high or snap.buffered == snap.high == 0, snap
+        elif name in DRAIN_LIKE:
             if op.waited:
                 self.notes.append(f"{name} waited for low water")
                 assert snap.buffered <= snap.low, (name, snap)
@@ -1040,7 +1055,11 @@ class WriterMachine(RuleBasedStateMachine):
             assert not pending, f"still waiting in a {state.name} writer: {pending}"
             return
         for op in pending:
-            if op.name in DRAIN_LIKE:
+            if op.name == "wait_send_all_might_not_block":
+                # With high water 0 and nothing held it waits in the wrapped
+                # stream's own method (the lockstep one waits for a reader).
+                assert stats.buffered >= w.high_water, f"{op.name} missed its wake-up"
+            elif op.name in DRAIN_LIKE:
                 assert stats.buffered > w.low_water, f"{op.name} missed its wake-up"
             elif op.name == "flush":
                 assert stats.bytes_sent < op.target, "flush missed its wake-up"

@@ -376,3 +376,67 @@ async def test_a_write_call_makes_aclose_report_a_failure_nobody_saw() -> None:
             with pytest.raises(trio.BrokenResourceError) as info:
                 await writer.aclose()
             assert isinstance(info.value.__cause__, OSError)
+
+
+# ----------------------------------------------------------------------
+# The failure property, and statistics().error
+
+
+async def test_failure_is_none_while_healthy_and_after_a_normal_close() -> None:
+    writer = BufferedWriter(ControlledStream())
+    with trio.fail_after(5):
+        async with running(writer):
+            assert writer.failure is None
+            writer.write(b"fine")
+            await writer.flush()
+            assert writer.failure is None
+            await writer.aclose()
+    assert writer.state is WriterState.CLOSED
+    assert writer.failure is None
+    assert writer.statistics().error is None
+
+
+@pytest.mark.parametrize("error", FAILURES, ids=FAILURE_IDS)
+async def test_failure_is_what_write_raises_and_reading_it_does_not_report_it(
+    error: Exception,
+) -> None:
+    stream = ControlledStream()
+    stream.fail_with = error
+    writer = BufferedWriter(stream)
+    with trio.fail_after(5):
+        async with running(writer):
+            writer.write(b"lost bytes")
+            await settle()
+            failure = writer.failure
+            assert isinstance(failure, trio.BrokenResourceError)
+            assert failure.__cause__ is error
+            assert writer.statistics().error == (
+                f"the wrapped stream's send_all failed: {type(error).__name__}: {error}"
+            )
+            # Reading it reported nothing: aclose still raises the failure.
+            with pytest.raises(trio.BrokenResourceError) as info:
+                await writer.aclose()
+            assert info.value.__cause__ is error
+            assert str(failure) in str(info.value)
+            # Kept after the close; write() now says closed.
+            assert writer.failure is not None
+            assert writer.failure.__cause__ is error
+            with pytest.raises(trio.ClosedResourceError):
+                writer.write(b"x")
+
+
+async def test_failure_of_a_cancelled_sender_has_no_cause() -> None:
+    writer = BufferedWriter(ControlledStream())
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            nursery.cancel_scope.cancel()
+        assert writer.state is WriterState.BROKEN
+        failure = writer.failure
+        assert failure is not None
+        assert failure.__cause__ is None
+        assert "cancelled" in str(failure)
+        with pytest.raises(trio.BrokenResourceError) as info:
+            writer.write(b"x")
+        assert str(info.value) == str(failure)
+        assert writer.statistics().error == str(failure)
+        await writer.aclose()

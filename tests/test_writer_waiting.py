@@ -681,3 +681,246 @@ async def test_a_single_send_that_completes_after_a_forced_close_ends_the_sender
             stream.unstall()
     assert stream.calls == [b"abc"]
     assert writer.state is WriterState.CLOSED
+
+
+# ----------------------------------------------------------------------
+# wait_send_all_might_not_block(): returns once a one-byte send_all would
+# not wait, that is while buffered < high_water; with high_water 0 and
+# nothing buffered, the wrapped stream decides.
+
+
+@pytest.mark.parametrize("held", [3, 4, 5], ids=["below", "at", "above"])
+async def test_wait_send_all_might_not_block_returns_at_once_only_below_high_water(
+    held: int,
+) -> None:
+    stream = ControlledStream(stalled=True)
+    writer = BufferedWriter(stream, high_water=4, low_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            writer.write(b"x" * held)
+            await settle()  # the sender is stalled in send_all with the bytes
+            assert writer.buffered == held
+            returned = start_waiting(nursery, writer.wait_send_all_might_not_block)
+            await settle()
+            assert returned.is_set() == (held < 4)
+            if held >= 4:
+                # A one-byte send_all would wait here too: it queues, finds
+                # buffered > high_water, and waits for low water.
+                stream.release()
+                await settle()
+                assert writer.buffered == 0
+                assert returned.is_set()
+            assert stream.accepted == b"x" * held or held < 4
+
+
+async def test_wait_send_all_might_not_block_is_a_checkpoint_below_high_water() -> None:
+    writer = BufferedWriter(ControlledStream(stalled=True), high_water=4)
+    with trio.fail_after(5):
+        async with running(writer):
+            writer.write(b"123")
+            with trio.testing.assert_checkpoints():
+                await writer.wait_send_all_might_not_block()
+
+
+async def test_with_high_water_0_and_nothing_buffered_the_wrapped_stream_decides() -> None:
+    send, receive = trio.testing.lockstep_stream_one_way_pair()
+    writer = BufferedWriter(send, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            returned = start_waiting(nursery, writer.wait_send_all_might_not_block)
+            await settle()
+            # The lockstep stream would block a send_all until its peer reads.
+            assert not returned.is_set()
+            nursery.start_soon(receive.receive_some)
+            await settle()
+            assert returned.is_set()
+
+
+async def test_a_write_while_the_wrapped_stream_is_asked_takes_turns_with_it() -> None:
+    # The lockstep stream raises BusyResourceError if its send_all and its
+    # wait_send_all_might_not_block ever overlap: the sender must take the
+    # stream back from the waiter before it sends.
+    send, receive = trio.testing.lockstep_stream_one_way_pair()
+    writer = BufferedWriter(send, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            returned = start_waiting(nursery, writer.wait_send_all_might_not_block)
+            await settle()  # waiting in the lockstep stream's own method
+            writer.write(b"abc")
+            await settle()  # the sender is now in send_all, the waiter waits for it
+            assert writer.state is WriterState.OPEN
+            assert not returned.is_set()
+            assert await receive.receive_some() == b"abc"
+            await settle()
+            # Accepted; nothing buffered: the waiter asks the stream again,
+            # and the stream says no until its peer reads again.
+            assert writer.statistics().bytes_sent == 3
+            assert not returned.is_set()
+            nursery.start_soon(receive.receive_some)
+            await settle()
+            assert returned.is_set()
+            assert writer.state is WriterState.OPEN
+
+
+@pytest.mark.parametrize("when", ["before the write", "with the write"])
+async def test_cancelling_wait_send_all_might_not_block_while_it_asks_leaves_the_writer_usable(
+    when: str,
+) -> None:
+    send, receive = trio.testing.lockstep_stream_one_way_pair()
+    writer = BufferedWriter(send, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            scope = trio.CancelScope()
+
+            async def waiter() -> None:
+                with scope:
+                    await writer.wait_send_all_might_not_block()
+
+            nursery.start_soon(waiter)
+            await settle()
+            if when == "before the write":
+                scope.cancel()
+                await settle()
+            writer.write(b"data")
+            # In the same step: the sender is cancelling the waiter's call
+            # to the stream while the waiter itself is cancelled.
+            scope.cancel()
+            received = await receive.receive_some()
+            assert received == b"data"
+            await writer.flush()
+            assert writer.state is WriterState.OPEN
+            assert scope.cancelled_caught
+            writer.write(b"more")
+            nursery.start_soon(receive.receive_some)
+            await writer.flush()
+            assert writer.statistics().bytes_sent == 8
+
+
+async def test_wait_send_all_might_not_block_raises_the_failure_that_broke_the_writer() -> None:
+    stream = ControlledStream(stalled=True)
+    stream.fail_with = trio.BrokenResourceError("peer gone")
+    writer = BufferedWriter(stream, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            writer.write(b"x")
+            await settle()
+            failures: list[BaseException] = []
+
+            async def waiter() -> None:
+                with pytest.raises(trio.BrokenResourceError) as info:
+                    await writer.wait_send_all_might_not_block()
+                failures.append(info.value)
+
+            nursery.start_soon(waiter)
+            await settle()
+            stream.release()
+            await settle()
+            assert len(failures) == 1
+            assert failures[0].__cause__ is stream.fail_with
+
+
+async def test_wait_send_all_might_not_block_returns_at_once_after_send_eof() -> None:
+    writer = BufferedWriter(ControlledStream(), high_water=0)
+    with trio.fail_after(5):
+        async with running(writer):
+            await writer.send_eof()
+            with trio.testing.assert_checkpoints():
+                await writer.wait_send_all_might_not_block()
+            with pytest.raises(trio.ClosedResourceError):
+                await writer.send_all(b"x")
+
+
+class SlowToLeaveStream(trio.abc.SendStream):
+    """A stream whose wait_send_all_might_not_block, once cancelled, takes
+    until :attr:`gate` is set to return; it logs its calls in order."""
+
+    def __init__(self) -> None:
+        self.gate = trio.Event()
+        self.events: list[str] = []
+        self.fail_wait_with: BaseException | None = None
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.events.append("send_all")
+        await trio.lowlevel.checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self.events.append("wait")
+        if self.fail_wait_with is not None:
+            await trio.lowlevel.checkpoint()
+            raise self.fail_wait_with
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.gate.wait()
+            self.events.append("wait ended")
+
+    async def aclose(self) -> None:
+        self.events.append("close")
+        await trio.lowlevel.checkpoint()
+
+
+async def test_the_sender_sends_only_after_the_wrapped_streams_wait_has_ended() -> None:
+    stream = SlowToLeaveStream()
+    writer = BufferedWriter(stream, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            returned = start_waiting(nursery, writer.wait_send_all_might_not_block)
+            await settle()
+            writer.write(b"x")
+            await settle()
+            assert stream.events == ["wait"]  # the sender waits for the call to end
+            stream.gate.set()
+            await settle()
+            assert stream.events[:3] == ["wait", "wait ended", "send_all"]
+            assert writer.statistics().bytes_sent == 1
+            assert not returned.is_set()  # asking the stream again
+
+
+async def test_a_writer_closed_while_the_sender_takes_the_stream_back_sends_nothing() -> None:
+    stream = SlowToLeaveStream()
+    writer = BufferedWriter(stream, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            failures: list[BaseException] = []
+
+            async def waiter() -> None:
+                try:
+                    await writer.wait_send_all_might_not_block()
+                except trio.ClosedResourceError as exc:
+                    failures.append(exc)
+
+            nursery.start_soon(waiter)
+            await settle()
+            writer.write(b"x")
+            await settle()
+            await trio.aclose_forcefully(writer)
+            stream.gate.set()
+            await settle()
+            assert "send_all" not in stream.events
+            assert len(failures) == 1
+            assert writer.state is WriterState.CLOSED
+
+
+async def test_a_failure_of_the_wrapped_streams_wait_propagates_as_it_is() -> None:
+    stream = SlowToLeaveStream()
+    stream.fail_wait_with = trio.BrokenResourceError("no more")
+    writer = BufferedWriter(stream, high_water=0)
+    with trio.fail_after(5):
+        async with running(writer):
+            with pytest.raises(trio.BrokenResourceError, match="no more"):
+                await writer.wait_send_all_might_not_block()
+            assert writer.state is WriterState.OPEN
+
+
+async def test_raising_high_water_lets_a_waiting_wait_send_all_might_not_block_go() -> None:
+    writer = BufferedWriter(ControlledStream(stalled=True), high_water=4, low_water=0)
+    with trio.fail_after(5):
+        async with running(writer) as nursery:
+            writer.write(b"1234")
+            returned = start_waiting(nursery, writer.wait_send_all_might_not_block)
+            await settle()
+            assert not returned.is_set()
+            writer.set_water_marks(high=5, low=0)
+            await settle()
+            assert returned.is_set()

@@ -18,7 +18,7 @@ The writer is one class built as a chain of layers, one concern per module
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import trio
 from trio.lowlevel import ParkingLot, Task
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         high_water: int | None
         low_water: int | None
         max_send_size: int
-        notsent_lowat: int | None
+        notsent_lowat: int | Literal["leave"] | None
         max_buffer: int | None
         overflow: OverflowPolicy
         stall_timeout: float | None
@@ -64,6 +64,15 @@ _EOF_SENT = WriterState.EOF_SENT
 _CLOSING = WriterState.CLOSING
 _CLOSED = WriterState.CLOSED
 _BROKEN = WriterState.BROKEN
+
+
+def _describe_failure(message: str, cause: BaseException | None) -> str | None:
+    """The ``error`` of a statistics snapshot: the failure's message and cause."""
+    if not message:
+        return None
+    if cause is None:
+        return message
+    return f"{message}: {type(cause).__name__}: {cause}"
 
 
 class _WriterCore(trio.abc.SendStream):
@@ -103,6 +112,9 @@ class _WriterCore(trio.abc.SendStream):
         "_overflows",
         "_parked_sender",
         "_peak",
+        "_probe",
+        "_probe_done",
+        "_room_event",
         "_segments",
         "_send_all_calls",
         "_send_calls",
@@ -127,7 +139,7 @@ class _WriterCore(trio.abc.SendStream):
         high_water: int | None = None,
         low_water: int | None = None,
         max_send_size: int = DEFAULT_MAX_SEND_SIZE,
-        notsent_lowat: int | None = DEFAULT_NOTSENT_LOWAT,
+        notsent_lowat: int | Literal["leave"] | None = None,
         max_buffer: int | None = None,
         overflow: OverflowPolicy = "raise",
         stall_timeout: float | None = None,
@@ -136,7 +148,14 @@ class _WriterCore(trio.abc.SendStream):
             raise TypeError(
                 f"expected a trio.abc.SendStream to wrap, not {type(stream).__name__!r}"
             )
-        if notsent_lowat is not None:
+        if notsent_lowat is None:
+            notsent_lowat = DEFAULT_NOTSENT_LOWAT
+        elif isinstance(notsent_lowat, str):
+            if notsent_lowat != "leave":
+                raise ValueError(
+                    f"notsent_lowat must be an int, None or 'leave', not {notsent_lowat!r}"
+                )
+        else:
             check_size("notsent_lowat", notsent_lowat, 0)
         if max_buffer is not None:
             check_size("max_buffer", max_buffer, 0)
@@ -201,18 +220,25 @@ class _WriterCore(trio.abc.SendStream):
         self._flush_waiting = 0
         self._eof_event: trio.Event | None = None
         self._eof_sent = False
+        # wait_send_all_might_not_block (``_waiting.py``): the event it waits
+        # on for bytes to be accepted, and, while it asks the wrapped stream's
+        # own wait_send_all_might_not_block, the scope the sender cancels to
+        # take the stream back, and the event set once that call has ended.
+        self._room_event: trio.Event | None = None
+        self._probe: trio.CancelScope | None = None
+        self._probe_done: trio.Event | None = None
         self._send_conflict = ConflictDetector(
             "another task is already using this writer's send_all, "
             "wait_send_all_might_not_block or send_eof (use write() to send "
             "from many tasks at once)"
         )
         self._max_send_size = check_size("max_send_size", max_send_size, 1)
+        self._max_buffer = max_buffer
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
         self.set_water_marks(high_water, low_water)
         self._sink = socket_sink(stream)
-        set_notsent_lowat(stream, notsent_lowat)
-        self._max_buffer = max_buffer
+        set_notsent_lowat(stream, None if notsent_lowat == "leave" else notsent_lowat)
         self._overflow_abort = overflow == "abort"
         self._overflows = 0
         self._aborted = False
@@ -236,10 +262,25 @@ class _WriterCore(trio.abc.SendStream):
 
         Raises:
           TypeError: a mark is not an int.
-          ValueError: a mark is negative, or *low* is above *high*.
+          ValueError: a mark is negative, *low* is above *high*, or *high*
+              is not below ``max_buffer`` (then :meth:`drain` could never
+              wait before writes are refused).  The marks are unchanged.
         """
-        self._high_water, self._low_water = water_marks(high, low, DEFAULT_HIGH_WATER)
+        marks = water_marks(high, low, DEFAULT_HIGH_WATER)
+        max_buffer = self._max_buffer
+        if max_buffer is not None and marks[0] >= max_buffer:
+            default = "" if high is not None or low is not None else ", the default"
+            raise ValueError(
+                f"max_buffer ({max_buffer}) must be above high_water ({marks[0]}{default}): "
+                "drain() waits only while more than high_water bytes are held, so it "
+                "could never wait before max_buffer refuses writes; set high_water "
+                f"below max_buffer (for example high_water={max_buffer // 2}) or "
+                "raise max_buffer"
+            )
+        self._high_water, self._low_water = marks
         self._wake_drainers_if_low()
+        if self._room_event is not None:
+            self._room_event.set()
 
     @property
     def high_water(self) -> int:
@@ -285,6 +326,29 @@ class _WriterCore(trio.abc.SendStream):
         """The writer's :class:`WriterState`."""
         return self._state
 
+    @property
+    def failure(self) -> trio.BrokenResourceError | None:
+        """Why the writer broke, or None if it never did.
+
+        None while the writer is healthy, and also once it is closed
+        normally (closed is not a failure; ``write()`` then raises
+        :exc:`trio.ClosedResourceError`).  Once the wrapped stream failed, a
+        limit aborted the writer or the sender task was cancelled, it is the
+        :exc:`trio.BrokenResourceError` that ``write()`` raises, with the
+        same message and ``__cause__`` (the wrapped stream's own exception,
+        the :exc:`BufferLimitError` or :exc:`StallTimeoutError`, or None for
+        a cancelled sender); a new exception object on each read.  It stays
+        set after :meth:`aclose`.
+
+        Reading it does not count as reporting the failure: :meth:`aclose`
+        still raises one that no call has raised.
+        """
+        if not self._error_message:
+            return None
+        error = trio.BrokenResourceError(self._error_message)
+        error.__cause__ = self._error
+        return error
+
     def statistics(self) -> WriterStatistics:
         """Return a :class:`WriterStatistics` snapshot of this writer's counters."""
         buffered = len(self._buf) + self._inflight
@@ -299,6 +363,7 @@ class _WriterCore(trio.abc.SendStream):
             state=self._state,
             overflows=self._overflows,
             stalled_for=self.stalled_for,
+            error=_describe_failure(self._error_message, self._error),
         )
 
     # ------------------------------------------------------------------
@@ -335,6 +400,10 @@ class _WriterCore(trio.abc.SendStream):
             waiters.popleft()[1].set()
         if self._eof_event is not None:
             self._eof_event.set()
+        if self._room_event is not None:
+            self._room_event.set()
+        if self._probe is not None:
+            self._probe.cancel()
         self._drain_lot.unpark_all()
         self._wake_sender()
 

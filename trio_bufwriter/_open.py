@@ -58,31 +58,45 @@ def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     raise group
 
 
+async def _close_forcefully(writer: _Owner) -> None:
+    """Close *writer* at once, as :func:`trio.aclose_forcefully` does, raising nothing.
+
+    The caller has an exception of its own to report, so neither a close
+    failure nor a Cancelled from the close (the sender dying makes the
+    nursery cancel us mid-close) is raised over it.  A pending cancellation
+    is re-delivered at the next checkpoint.
+    """
+    with suppress(trio.BrokenResourceError, trio.Cancelled), trio.CancelScope() as forceful:
+        forceful.cancel()
+        await writer.aclose()
+
+
 @asynccontextmanager
 async def running(writer: _W) -> AsyncIterator[_W]:
     """Run *writer*'s task in a nursery of its own for the block, then close it.
 
     A graceful close on a normal exit; a forceful one (and the block's error,
     unchanged) if the block raises.  A single error comes out as itself.
+
+    The writer owns its stream (or file) from the moment it was made, so
+    every way out closes it, including a start that fails or is cancelled
+    (entered in a cancelled scope, say): then it is closed forcefully and
+    the start's exception propagates.
     """
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(writer.run)
+            try:
+                await nursery.start(writer.run)
+            except BaseException:
+                await _close_forcefully(writer)
+                raise
             try:
                 yield writer
             except BaseException:
                 # The block failed: do not make the error wait on a peer that
                 # may never read.  Close at once; the block's own exception
-                # is the one to report, so neither a close failure nor a
-                # Cancelled from the close (the sender dying makes the
-                # nursery cancel us mid-close) is raised over it.  A pending
-                # cancellation is re-delivered at the next checkpoint.
-                with (
-                    suppress(trio.BrokenResourceError, trio.Cancelled),
-                    trio.CancelScope() as forceful,
-                ):
-                    forceful.cancel()
-                    await writer.aclose()
+                # is the one to report.
+                await _close_forcefully(writer)
                 raise
             await writer.aclose()
     except BaseExceptionGroup as group:
@@ -106,6 +120,13 @@ def open_buffered_writer(
     flush, then close *stream*), which waits for the peer to take the bytes.
     If the block raises, the writer is closed at once instead, discarding
     what was not yet sent, and the block's exception propagates unchanged.
+
+    The writer owns *stream* from this call on: every way out of the block
+    closes it, including a start of the sender that fails or is cancelled
+    (entering in an already-cancelled scope), which closes it forcefully
+    (as :func:`trio.aclose_forcefully` would) and raises the start's
+    exception.  Bad keyword arguments raise here, before the writer exists,
+    and leave *stream* alone.
 
     Errors come out as themselves, not wrapped in an :exc:`ExceptionGroup`:
     ``except trio.BrokenResourceError:`` around the ``async with`` works.

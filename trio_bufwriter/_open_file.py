@@ -81,7 +81,9 @@ def open_positional_writer(
     every pending write is written, then the optional ``fsync``).  If the
     block raises, pieces not yet handed to a worker thread are discarded, the
     one in flight (if any) finishes, the descriptor is closed, and the
-    block's exception propagates unchanged.  A single error comes out as
+    block's exception propagates unchanged.  A descriptor opened here from a
+    path is closed on every way out, including an entry that is cancelled
+    or fails before the block runs; one passed in is never closed.  A single error comes out as
     itself, not wrapped in an :exc:`ExceptionGroup`.
 
     Raises:

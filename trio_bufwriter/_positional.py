@@ -55,6 +55,13 @@ def _describe(ranges: list[Range], limit: int = 5) -> str:
     return f"{total} bytes in {len(ranges)} ranges not written: {shown}{more}"
 
 
+def _describe_error(failure: PositionalWriteError) -> str:
+    cause = failure.__cause__
+    if cause is None:
+        return str(failure)
+    return f"{failure}: {type(cause).__name__}: {cause}"
+
+
 @final
 class PositionalWriter(trio.abc.AsyncResource):
     """Writes at file offsets from any number of tasks, merged into few system calls.
@@ -213,6 +220,26 @@ class PositionalWriter(trio.abc.AsyncResource):
         :attr:`~WriterState.CLOSED` or :attr:`~WriterState.BROKEN`."""
         return self._state
 
+    @property
+    def failure(self) -> PositionalWriteError | None:
+        """Why the writer broke, or None if it never did.
+
+        None while the writer is healthy, and also once it is closed
+        normally (closed is not a failure: :meth:`write_at` then raises
+        :exc:`trio.ClosedResourceError`).  Once a write, an fsync or the
+        close of the descriptor failed (or the owner task was cancelled, or
+        a cancelled :meth:`aclose` discarded queued pieces), it is the
+        :exc:`PositionalWriteError` the writer's calls raise: the same
+        message, :attr:`~PositionalWriteError.unwritten` ranges and
+        ``__cause__``; a new exception object on each read.  It stays set
+        after :meth:`aclose`.
+
+        Reading it does not count as reporting the failure: :meth:`aclose`
+        still raises one that no call has raised.
+        """
+        failure = self._failure
+        return None if failure is None else self._new_error(failure)
+
     def statistics(self) -> PositionalStatistics:
         """A snapshot of the writer's counters."""
         return PositionalStatistics(
@@ -228,6 +255,7 @@ class PositionalWriter(trio.abc.AsyncResource):
             batches=self._batches,
             fsyncs=self._fsyncs,
             state=self._state,
+            error=None if self._failure is None else _describe_error(self._failure),
         )
 
     # ------------------------------------------------------------------

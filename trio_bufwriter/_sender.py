@@ -61,7 +61,11 @@ class _Sender(_Waiting):
             while True:
                 state = self._state
                 if (self._buf or self._segments) and (
-                    not self._corks or state or self._flush_waiting or self._drain_lot
+                    not self._corks
+                    or state
+                    or self._flush_waiting
+                    or self._drain_lot
+                    or self._room_event is not None
                 ):
                     if not await self._send_buffer(stream):
                         break
@@ -108,6 +112,14 @@ class _Sender(_Waiting):
 
     async def _send_buffer(self, stream: trio.abc.SendStream) -> bool:
         """Send everything queued; return False if the writer finished meanwhile."""
+        if self._probe is not None:
+            # wait_send_all_might_not_block is asking the wrapped stream; it
+            # must be out of that call before we send (trio forbids the two
+            # at once).  The bytes to send are still counted as buffered, so
+            # it will not ask again until they are accepted.
+            await self._end_probe()
+            if self._state >= _CLOSED:
+                return False
         # Swap rather than copy: the writers start filling a fresh buffer
         # while this one is sent.
         buf = self._buf
@@ -179,6 +191,15 @@ class _Sender(_Waiting):
         self._progress(size, size)
         return True
 
+    async def _end_probe(self) -> None:
+        """Take the wrapped stream back from wait_send_all_might_not_block:
+        cancel its call to the stream's own, and wait until that has ended."""
+        while self._probe is not None:
+            done = self._probe_done
+            assert done is not None
+            self._probe.cancel()
+            await done.wait()
+
     def _progress(self, sent: int, taken: int) -> None:
         """*sent* more bytes were accepted, *taken* of them counted in _inflight;
         wake whoever that lets go."""
@@ -192,6 +213,8 @@ class _Sender(_Waiting):
         if self._flush_waiters:
             self._wake_flushers()
         self._wake_drainers_if_low()
+        if self._room_event is not None:
+            self._room_event.set()
 
     def _wake_sender(self) -> None:
         self._sender_wants_data = False

@@ -59,6 +59,10 @@ class WriterStatistics:
     #: Seconds the buffer has been over high water with nothing sent (see
     #: ``stall_timeout``); 0.0 when it is not stalled.
     stalled_for: float = 0.0
+    #: Why the writer broke (the message of :attr:`BufferedWriter.failure`,
+    #: then its cause's type and message), or None if it never broke.  A
+    #: writer closed normally has None.
+    error: str | None = None
 
 
 @final
@@ -90,3 +94,7 @@ class PositionalStatistics:
     fsyncs: int
     #: The writer's state: ``OPEN``, ``CLOSING``, ``CLOSED`` or ``BROKEN``.
     state: WriterState
+    #: Why the writer broke (the message of :attr:`PositionalWriter.failure`,
+    #: then its cause's type and message), or None if it never broke.  A
+    #: writer closed normally has None.
+    error: str | None = None

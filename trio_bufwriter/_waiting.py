@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 import trio
-from trio.lowlevel import checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 
 from ._core import _CLOSED
 from ._run_context import RUN_CONTEXT
@@ -103,6 +103,75 @@ class _Waiting(_SocketFastPath):
         # Woken either at low water or because the writer finished.
         if self._state >= _CLOSED and self._sent < target:
             self._raise_for_waiter()
+
+    async def _wait_send_all_might_not_block(self) -> None:
+        """Wait until a ``send_all`` of one byte might not block (see
+        ``wait_send_all_might_not_block`` in ``_writer.py`` for the rule).
+
+        Yields at least once.  Cancelling it leaves the writer as it was: a
+        call to the wrapped stream in progress is simply cancelled.
+        """
+        waited = False
+        while True:
+            state = self._state
+            if state:
+                if state >= _CLOSED:
+                    if waited:
+                        self._raise_for_waiter()
+                    self._raise_if_finished()
+                # EOF sent or pending, or closing: a send_all raises at once.
+                break
+            buffered = len(self._buf) + self._inflight
+            if buffered < self._high_water:
+                break
+            waited = True
+            if buffered:
+                # send_all would queue its bytes, then wait for low water:
+                # wait for the wrapped stream to accept some first, until
+                # this much has been accepted (all of it, for high water 0).
+                high = self._high_water
+                target = self._sent + (buffered - high + 1 if high else buffered)
+                event = self._room_event = trio.Event()
+                # The sender must not sit on a corked buffer while we wait.
+                self._wake_sender()
+                try:
+                    await event.wait()
+                finally:
+                    self._room_event = None
+                if self._state >= _CLOSED and self._sent >= target:
+                    # A graceful close sent what we waited for (as drain()).
+                    return
+            elif await self._probe_stream():
+                # high_water is 0 and nothing is held: a send_all would hand
+                # its bytes straight to the wrapped stream, which said yes.
+                break
+        if not waited:
+            await cancel_shielded_checkpoint()
+
+    async def _probe_stream(self) -> bool:
+        """Wait in the wrapped stream's ``wait_send_all_might_not_block``.
+
+        Returns True if it returned, False if it was cut short: the sender
+        cancelled it to send (``_end_probe``), or the writer finished.  The
+        sender only calls the wrapped stream's ``send_all`` once this call
+        has ended, so the two never overlap.
+        """
+        scope = trio.CancelScope()
+        done = trio.Event()
+        self._probe = scope
+        self._probe_done = done
+        # The writer's _finish cancels the scope before it closes the stream,
+        # so a close or failure of the writer comes out of the loop as the
+        # writer's own error.  What the stream's call raises while the writer
+        # is open propagates as it is.
+        try:
+            with scope:
+                await self._stream.wait_send_all_might_not_block()
+        finally:
+            self._probe = None
+            self._probe_done = None
+            done.set()
+        return not scope.cancelled_caught
 
     def _wake_drainers_if_low(self) -> None:
         if self._drain_lot and len(self._buf) + self._inflight <= self._low_water:

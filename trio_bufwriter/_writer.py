@@ -72,25 +72,47 @@ class _BufferedSendBase(_Sender):
                 await cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
-        """Wait as :meth:`drain` does, but always as a full checkpoint.
+        """Wait until a :meth:`send_all` might not block.
 
-        Returns once the buffer is at or below high water (waiting for low
-        water if it was over), when a small ``send_all`` would not block.
+        :meth:`send_all` of *n* bytes returns without waiting for the wrapped
+        stream when ``buffered + n <= high_water``, and otherwise waits for
+        low water, which takes the wrapped stream accepting bytes.  So this
+        returns once a ``send_all`` of one byte would not wait:
 
-        Besides what :meth:`drain` raises:
+        * at once (as a full checkpoint) while :attr:`buffered` is below
+          :attr:`high_water`;
+        * while ``buffered >= high_water`` and something is buffered, after
+          the wrapped stream has accepted enough to bring :attr:`buffered`
+          below :attr:`high_water` (and, with ``high_water=0``, down to
+          zero, then as below);
+        * with ``high_water=0`` and nothing buffered, a ``send_all`` hands
+          its bytes straight to the wrapped stream, so that stream decides:
+          this waits in the wrapped stream's own
+          ``wait_send_all_might_not_block``.  It takes turns with the sender
+          task: when bytes are written meanwhile, the sender cancels that
+          call and waits for it to end before it sends, so the wrapped
+          stream never sees it overlap a ``send_all``; this then waits for
+          those bytes to be accepted and asks again.
+
+        It may return early, as trio allows (another task may write in the
+        meantime), but never while a one-byte ``send_all`` would still wait.
+        After ``send_eof()`` or during ``aclose()`` it returns at once (a
+        ``send_all`` then raises without blocking).  It is a full
+        checkpoint.  Cancelling it leaves the writer and its data as they
+        were.
 
         Raises:
           trio.BusyResourceError: another task is in ``send_all``, this method
               or :meth:`send_eof`.
+          trio.BrokenResourceError: the writer is (or becomes, while this
+              waits) broken; or the wrapped stream's own
+              ``wait_send_all_might_not_block`` raised it.
+          trio.ClosedResourceError: the writer is closed (or is closed while
+              this waits).
         """
         with self._send_conflict:
             await checkpoint_if_cancelled()
-            if self._state:
-                self._raise_if_finished()
-            if len(self._buf) + self._inflight > self._high_water:
-                await self._wait_for_low_water()
-            else:
-                await cancel_shielded_checkpoint()
+            await self._wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
         """Send everything buffered, then half-close the wrapped stream.
@@ -214,7 +236,10 @@ class BufferedWriter(_BufferedSendBase):
       low_water: ... until at most this many are (default ``high_water // 4``).
       max_send_size: the most bytes passed to one ``send_all`` (default 1 MiB).
       max_buffer: the most bytes the writer may hold (queued plus in
-          flight); None (the default) for no limit.  See "Slow consumers".
+          flight); None (the default) for no limit.  It must be above
+          *high_water* (:exc:`ValueError` otherwise: :meth:`drain` would
+          never wait before writes are refused), so with a small limit give
+          a *high_water* below it too.  See "Slow consumers".
       overflow: what a write that would pass *max_buffer* does: ``"raise"``
           (default) refuses it with :exc:`BufferLimitError`, queues nothing
           of it and leaves the writer usable; ``"abort"`` breaks the writer
@@ -229,10 +254,12 @@ class BufferedWriter(_BufferedSendBase):
           checked when a send starts or makes progress and when a
           :meth:`drain` waits.  None (the default): never.
       notsent_lowat: if *stream* is a :class:`trio.SocketStream`, set its
-          ``TCP_NOTSENT_LOWAT`` socket option to this (default 1 MiB, the
-          size of one maximum send, instead of trio's 16 KiB, which costs
-          bulk transfers about half their throughput); None leaves the
-          socket's setting alone.  Other streams are not touched.
+          ``TCP_NOTSENT_LOWAT`` socket option to this many bytes.  None (the
+          default) means :data:`DEFAULT_NOTSENT_LOWAT`, 1 MiB, the size of
+          one maximum send, instead of trio's 16 KiB, which costs bulk
+          transfers about half their throughput; ``"leave"`` leaves the
+          socket's setting alone (trio's 16 KiB, or whatever you set).
+          Other streams are not touched.
 
     When *stream* is a :class:`trio.SocketStream`, a ``write()`` to an idle
     writer (sender parked, nothing queued) also tries one non-blocking send

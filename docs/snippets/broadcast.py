@@ -26,7 +26,7 @@ async def main() -> tuple[list[bytes], list[str], BroadcastStatistics]:
     async with trio.open_nursery() as nursery:
         writers = []
         for send_side, _ in pairs:
-            writer = BufferedWriter(send_side, max_buffer=4096, overflow="abort")
+            writer = BufferedWriter(send_side, max_buffer=4096, high_water=2048, overflow="abort")
             await nursery.start(writer.run)  # the sender task, in our nursery
             hub.add(writer)
             writers.append(writer)

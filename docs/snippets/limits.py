@@ -23,7 +23,7 @@ async def overflow_raise() -> tuple[str, bytes]:
     received = bytearray()
     async with (
         trio.open_nursery() as nursery,
-        open_buffered_writer(send_side, max_buffer=1000) as writer,
+        open_buffered_writer(send_side, max_buffer=1000, high_water=500) as writer,
     ):
         writer.write(b"a" * 600)
         try:
@@ -41,7 +41,9 @@ async def overflow_abort() -> str:
     send_side, receive_side = trio.testing.lockstep_stream_pair()
     async with (
         receive_side,
-        open_buffered_writer(send_side, max_buffer=1000, overflow="abort") as writer,
+        open_buffered_writer(
+            send_side, max_buffer=1000, high_water=500, overflow="abort"
+        ) as writer,
     ):
         writer.write(b"a" * 600)
         try:
