@@ -139,12 +139,20 @@ def _add_positional_bench(commands: argparse._SubParsersAction[argparse.Argument
     add_positional_bench_command(commands)
 
 
+def _add_reads(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``reads`` command (defined with the benchmark itself)."""
+    from .reads import add_reads_command
+
+    add_reads_command(commands)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_bench,
     _add_soak,
     _add_fanout,
     _add_positional_bench,
     _add_servers,
+    _add_reads,
 ]
 
 

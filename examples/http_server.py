@@ -42,8 +42,6 @@ import trio
 
 from trio_bufwriter import BufferedStream, open_buffered_stream
 
-#: The most bytes asked of the socket in one receive.
-RECEIVE_SIZE = 64 * 1024
 #: The largest request body accepted; a bigger one gets a 413.
 MAX_BODY = 1024 * 1024
 #: ``/bytes/N`` is written in pieces of this size, with a drain() after each.
@@ -94,10 +92,10 @@ class HTTPConnection:
         while True:
             event = self.h11.next_event()
             if event is h11.NEED_DATA:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-                # b"" at end-of-file tells h11 the client closed its side.
-                # (bytes() costs nothing here: a socket gives bytes already.)
-                self.h11.receive_data(bytes(data))
+                # Up to 64 KiB; what the stream's reads left buffered would
+                # come first.  b"" at end-of-file tells h11 the client closed
+                # its side.  (bytes() costs nothing: a socket gives bytes.)
+                self.h11.receive_data(bytes(await self.stream.receive_some()))
             else:
                 # PAUSED comes only between a finished cycle and
                 # start_next_cycle(), and this server never reads there.
@@ -290,7 +288,7 @@ class HTTPServer:
         """
         await http.stream.send_eof()
         with trio.move_on_after(LINGER_SECONDS):
-            while await http.stream.receive_some(RECEIVE_SIZE):
+            while await http.stream.receive_some():
                 pass
 
 

@@ -93,6 +93,19 @@ def _(result: Any) -> None:
     assert stats.send_calls < stats.write_calls
 
 
+@check("reads")
+def _(result: Any) -> None:
+    (header, frames, partial), error, line = result
+    assert header == b"FRAMES v1"
+    assert frames == [b"one", b"", b"three"]
+    assert partial == b"half"
+    assert (
+        error
+        == "no b'\\n' in the first 101 bytes received (max_bytes=100); they are left in the buffer"
+    )
+    assert line == b"x" * 200
+
+
 @check("barrier")
 def _(result: Any) -> None:
     assert result["sends for 1000 writes"] == 1

@@ -13,6 +13,8 @@ from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._open import open_buffered_stream, open_buffered_writer
 from ._open_file import open_positional_writer
 from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
+from ._reader import BufferedReader
+from ._receive_buffer import DEFAULT_MAX_LINE, DelimiterNotFoundError, IncompleteReadError
 from ._state import PositionalStatistics, WriterState, WriterStatistics
 from ._stream import BufferedStream
 from ._writer import BufferedWriter
@@ -21,12 +23,16 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DEFAULT_HIGH_WATER",
+    "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_SEND_SIZE",
     "DEFAULT_NOTSENT_LOWAT",
     "DEFAULT_POSITIONAL_HIGH_WATER",
     "BroadcastStatistics",
     "Broadcaster",
     "BufferLimitError",
+    "DelimiterNotFoundError",
+    "IncompleteReadError",
+    "BufferedReader",
     "BufferedStream",
     "BufferedWriter",
     "OverflowPolicy",

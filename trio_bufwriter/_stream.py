@@ -2,10 +2,10 @@
 
 Over a :class:`trio.SocketStream` it also knows the shape of a
 request/response exchange, and spends the scheduler's time where a server
-with many connections gains from it.  A *turn* runs from one
-``receive_some`` to the next: the task receives a request (or a batch of
-pipelined ones) and writes the replies.  When the next ``receive_some``
-starts, the turn is over, so:
+with many connections gains from it.  A *turn* runs from one receive from
+the socket to the next: the task receives a request (or a batch of
+pipelined ones) and writes the replies.  When the next receive starts, the
+turn is over, so:
 
 * what the turn wrote and is still queued leaves now, in one send, without
   waiting for the sender task to be scheduled;
@@ -22,6 +22,13 @@ starts, the turn is over, so:
   one send.  A turn that writes one piece (a reply, a corked response) goes
   straight to the kernel as the write is made, as over any socket.
 
+Every read receives through the same path (``_receive_more``):
+``receive_some``, and ``receive_exactly``, ``receive_until`` and
+``receive_line`` when the buffer of ``_reader.py`` cannot answer them.  A
+read the buffer answers does not look at the socket, and does not end the
+turn: the replies to a batch of pipelined requests parsed from one receive
+leave together, when the reads run out of bytes.
+
 These were measured side by side with plain trio, asyncio and uvloop under
 ``redis-benchmark`` and ``wrk`` (``benchmarks/servers``; the performance
 page of the docs has the figures).
@@ -34,7 +41,8 @@ from typing import TYPE_CHECKING, final
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from ._conflict import ConflictDetector
+from ._reader import _BufferedReads
+from ._receive_buffer import ReceiveBuffer
 from ._socket import DEFAULT_RECEIVE_SIZE, SocketSource, socket_source
 from ._writer import _BufferedSendBase
 
@@ -45,8 +53,8 @@ if TYPE_CHECKING:
 
 
 @final
-class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
-    """A :class:`trio.abc.Stream` wrapper: reads pass through, writes are buffered.
+class BufferedStream(_BufferedSendBase, _BufferedReads, trio.abc.HalfCloseableStream):
+    """A :class:`trio.abc.Stream` wrapper: buffered writes, and reads for protocol code.
 
     It has every method of :class:`BufferedWriter` (``write``, ``drain``,
     ``flush``, ``corked``, ``run``...) and implements trio's stream
@@ -55,18 +63,29 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
 
     * ``send_all`` = :meth:`~BufferedWriter.write` then wait as
       :meth:`~BufferedWriter.drain` does;
-    * ``receive_some`` receives from the wrapped stream (see
-      :meth:`receive_some` for what it does first);
+    * ``receive_some`` returns what earlier reads left in the buffer, or
+      receives from the wrapped stream (see the turns below);
+    * :meth:`receive_exactly`, :meth:`receive_until` and
+      :meth:`receive_line` read from the same buffer (the reads of
+      :class:`BufferedReader`, with the same contract);
     * ``send_eof`` flushes, then calls the wrapped stream's ``send_eof``; it
       raises :exc:`TypeError` if the wrapped stream is not a
       :class:`trio.abc.HalfCloseableStream` (an :class:`trio.SSLStream`, say);
     * ``aclose`` flushes, then closes the wrapped stream.
 
+    Over a :class:`trio.SocketStream`, every receive from the socket ends
+    the current *turn* of the exchange: the bytes written since the last
+    receive that are still queued are handed to the socket first, and the
+    task yields to the scheduler once, before looking at the socket if
+    anything was sent since the last receive, after a receive that found
+    data otherwise.  A read the buffer answers does not receive, so it does
+    not end the turn: the replies to pipelined requests leave together.
+
     The constructor takes the same keyword arguments as :class:`BufferedWriter`.
     Usually made with :func:`open_buffered_stream`, which also runs the sender.
     """
 
-    __slots__ = ("_receive_conflict", "_source", "_transport")
+    __slots__ = ("_rbuf", "_source", "_transport")
 
     def __init__(
         self,
@@ -81,38 +100,32 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
         super().__init__(stream, **options)
         self._transport = stream
         self._source: SocketSource | None = socket_source(stream)
-        self._receive_conflict = ConflictDetector(
-            "another task is already receiving on this stream"
-        )
+        self._rbuf = ReceiveBuffer()
 
     @property
     def transport_stream(self) -> trio.abc.Stream:
         """The wrapped stream."""
         return self._transport
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        """Receive up to *max_bytes* bytes from the wrapped stream.
+    async def aclose(self) -> None:
+        """What :meth:`BufferedWriter.aclose` does; the bytes received and
+        not read yet are discarded."""
+        self._rbuf.clear()
+        await super().aclose()
 
-        What trio's ``receive_some`` does: it waits until at least one byte
-        is there, and returns ``b""`` at end-of-file.  It also ends the
-        current turn of the exchange, over a :class:`trio.SocketStream`:
-        the bytes written since the last receive that are still queued are
-        handed to the socket first (in one send, if the sender task is not
-        in the middle of one), and the task yields to the scheduler once,
-        before looking at the socket if anything was sent since the last
-        receive, after a receive that found data otherwise (see the module
-        ``_stream.py`` for why).  Over other streams it is the wrapped
-        stream's ``receive_some``.
+    async def _receive_more(self, max_bytes: int | None) -> bytes | bytearray:
+        """Receive from the wrapped stream: what :meth:`receive_some` does
+        when nothing is buffered (the caller has set ``_rbuf.reading``).
 
-        It is a checkpoint.  Cancelled, it has received nothing: no bytes
-        are lost.  Only one task may receive at a time.
-
-        Raises:
-          ValueError: *max_bytes* is less than 1.
-          trio.BusyResourceError: another task is receiving.
-          trio.ClosedResourceError: the stream was closed.
-          trio.BrokenResourceError: the connection broke; the original error
-              is its ``__cause__``.
+        It ends the current turn of the exchange, over a
+        :class:`trio.SocketStream`: the bytes written since the last receive
+        that are still queued are handed to the socket first (in one send,
+        if the sender task is not in the middle of one), and the task yields
+        to the scheduler once, before looking at the socket if anything was
+        sent since the last receive, after a receive that found data
+        otherwise (see the module docstring for why).  Over other streams it
+        is the wrapped stream's ``receive_some``.  It is a checkpoint.
+        Cancelled, it has received nothing.
         """
         sent = self._end_turn()
         source = self._source
@@ -122,22 +135,21 @@ class BufferedStream(_BufferedSendBase, trio.abc.HalfCloseableStream):
             max_bytes = DEFAULT_RECEIVE_SIZE
         elif max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        with self._receive_conflict:
-            await checkpoint_if_cancelled()
-            if sent:
-                # Let the reply reach the peer, and its answer come back,
-                # while the other tasks run.
+        await checkpoint_if_cancelled()
+        if sent:
+            # Let the reply reach the peer, and its answer come back,
+            # while the other tasks run.
+            await cancel_shielded_checkpoint()
+            data = source.try_receive(max_bytes)
+        else:
+            data = source.try_receive(max_bytes)
+            if data is not None:
                 await cancel_shielded_checkpoint()
-                data = source.try_receive(max_bytes)
-            else:
-                data = source.try_receive(max_bytes)
-                if data is not None:
-                    await cancel_shielded_checkpoint()
-            while data is None:
-                # A full checkpoint: cancelled here, nothing was received.
-                await trio.lowlevel.wait_readable(source.socket)
-                data = source.try_receive(max_bytes)
-            return data
+        while data is None:
+            # A full checkpoint: cancelled here, nothing was received.
+            await trio.lowlevel.wait_readable(source.socket)
+            data = source.try_receive(max_bytes)
+        return data
 
     def _end_turn(self) -> bool:
         """A receive starts: send what this turn wrote; return whether any

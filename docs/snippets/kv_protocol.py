@@ -3,8 +3,8 @@
 A key-value server: ``SET key value`` answers ``OK``, ``GET key`` answers
 ``VALUE value`` or ``MISSING``, anything else ``ERROR ...``.  A client may
 send many commands without waiting for the answers (pipelining); the server
-answers each as soon as it has parsed it, and the writer puts all the
-answers to one batch of commands into one send.
+reads them with ``receive_line()``, answers each as soon as it has read it,
+and the writer puts all the answers to one batch of commands into one send.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from functools import partial
 
 import trio
 
-from trio_bufwriter import BufferedStream, WriterStatistics, open_buffered_stream
+from trio_bufwriter import (
+    BufferedStream,
+    IncompleteReadError,
+    WriterStatistics,
+    open_buffered_stream,
+)
 
 
 def answer(store: dict[bytes, bytes], line: bytes) -> bytes:
@@ -29,14 +34,16 @@ def answer(store: dict[bytes, bytes], line: bytes) -> bytes:
 
 
 async def serve(store: dict[bytes, bytes], conn: BufferedStream) -> None:
-    pending = b""
-    async for data in conn:
-        *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            conn.write(answer(store, line))
-        # One drain per batch of commands read is enough: write() never
-        # blocks, so the answers to one batch pile up and go out together.
-        await conn.drain()
+    while True:
+        try:
+            line = await conn.receive_line()  # at most 64 KiB, without b"\n"
+        except IncompleteReadError:
+            return  # the client closed
+        conn.write(answer(store, line))
+        if not conn.unread:
+            # The batch read is answered.  write() never blocks, so its
+            # answers piled up, and go out together as the next read waits.
+            await conn.drain()
 
 
 class Server:

@@ -1,0 +1,300 @@
+"""Reads for protocol code: ``receive_exactly``, ``receive_until``, ``receive_line``.
+
+One implementation, :class:`_BufferedReads`, shared by the two-way
+:class:`~trio_bufwriter.BufferedStream` and the one-way
+:class:`BufferedReader`.  Each supplies ``_receive_more``, its way of
+receiving from the wrapped stream (``BufferedStream``'s goes through its turn
+policy, see ``_stream.py``), and the reads keep what they received and did
+not return in a :class:`~._receive_buffer.ReceiveBuffer`.
+
+The contract, for all of them:
+
+* one task at a time: a second raises :exc:`trio.BusyResourceError`, as
+  trio's ``receive_some`` does;
+* every read is a cancellation point; a read the buffer can answer returns
+  without receiving and without yielding to the scheduler, as asyncio's and
+  anyio's do, and as ``drain()`` below high water (the hot path of a server
+  parsing pipelined requests: a yield per read would cost more than the
+  read, and ``checkpoint_if_cancelled()`` alone about as much: the check is
+  the one ``_run_context.py`` describes); a read that receives is a full
+  checkpoint, and so is ``receive_some`` always;
+* cancelled, a read returns nothing and loses nothing: what it had received
+  stays in the buffer, for the next read.
+
+How they differ from asyncio's ``StreamReader`` and anyio's
+``BufferedByteReceiveStream`` is in the docs (``semantics.rst``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, final
+
+import trio
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
+
+from ._receive_buffer import (
+    DEFAULT_MAX_LINE,
+    RECEIVE_SIZE,
+    IncompleteReadError,
+    ReceiveBuffer,
+)
+from ._run_context import RUN_CONTEXT
+
+_BUSY = "another task is already receiving on this stream"
+
+
+class _BufferedReads(trio.abc.ReceiveStream):
+    """The reads, on top of ``_receive_more`` and a :class:`ReceiveBuffer`.
+
+    Each read first tries the buffer, synchronously (no await: no other
+    task can come in between, so checking ``reading`` is enough); only if
+    it must receive does it go on, in a second method, holding ``reading``.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        _rbuf: ReceiveBuffer
+        #: Receive up to this many bytes from the wrapped stream; a full
+        #: checkpoint.  (Called with ``_rbuf.reading`` set: one task at a time.)
+        _receive_more: Callable[[int | None], Awaitable[bytes | bytearray]]
+
+    @property
+    def unread(self) -> int:
+        """How many bytes were received and not read yet (in the buffer)."""
+        return len(self._rbuf)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """Receive up to *max_bytes* bytes: buffered ones first.
+
+        If earlier reads left bytes in the buffer, it returns up to
+        *max_bytes* of them (default: all), without receiving.  Otherwise it
+        receives from the wrapped stream.  Either way it is what trio's
+        ``receive_some`` is: a full checkpoint that waits until at least one
+        byte is there, and returns ``b""`` at end-of-file (again at every
+        call after that).  Cancelled, it has received nothing.
+
+        Raises:
+          ValueError: *max_bytes* is less than 1.
+          trio.BusyResourceError: another task is receiving.
+          trio.ClosedResourceError: the stream was closed.
+          trio.BrokenResourceError: the wrapped stream failed.
+        """
+        rbuf = self._rbuf
+        if rbuf.reading:
+            raise trio.BusyResourceError(_BUSY)
+        rbuf.reading = True
+        try:
+            if not rbuf:
+                return await self._receive_more(max_bytes)
+            if max_bytes is None:
+                max_bytes = RECEIVE_SIZE
+            elif max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+            await checkpoint_if_cancelled()
+            data = rbuf.take_some(max_bytes)
+            await cancel_shielded_checkpoint()
+            return data
+        finally:
+            rbuf.reading = False
+
+    async def receive_exactly(self, size: int) -> bytes:
+        """Receive exactly *size* bytes.
+
+        Waits until *size* bytes are there (in the buffer, or received).
+        There is no limit on *size*: a length read from the peer should be
+        checked before it is passed here.
+
+        It is always a cancellation point.  If the buffer holds *size* bytes
+        already, it returns them without receiving and without yielding to
+        the scheduler (as asyncio's and anyio's reads do); otherwise it is a
+        full checkpoint.  Cancelled, it returns
+        nothing, and the bytes it had received stay in the buffer for the
+        next read.
+
+        Raises:
+          ValueError: *size* is negative.
+          IncompleteReadError: the stream ended first; its ``partial`` holds
+              the bytes there were (they are taken out of the buffer).
+          trio.BusyResourceError: another task is receiving.
+          trio.ClosedResourceError: the stream was closed.
+          trio.BrokenResourceError: the wrapped stream failed.
+        """
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        rbuf = self._rbuf
+        if rbuf.reading:
+            raise trio.BusyResourceError(_BUSY)
+        if RUN_CONTEXT is not None:
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                await checkpoint()  # raises Cancelled
+        else:  # pragma: no cover - only on a trio whose internals moved
+            await checkpoint_if_cancelled()
+        data = rbuf.take_exactly(size)
+        if data is None:
+            data = await self._receive_exactly(size)
+        return data
+
+    async def receive_until(self, delimiter: bytes, max_bytes: int = DEFAULT_MAX_LINE) -> bytes:
+        """Receive up to the next *delimiter*; return what came before it.
+
+        The delimiter is taken out of the buffer too, not returned.  It must
+        begin at most *max_bytes* bytes in (the result is at most
+        *max_bytes* long); bytes already searched are not searched again.
+
+        It is always a cancellation point.  If the buffer holds the
+        delimiter already, it returns without receiving and without yielding
+        to the scheduler (as asyncio's and anyio's reads do); otherwise it
+        is a full checkpoint.  Cancelled, it returns
+        nothing, and the bytes it had received stay in the buffer for the
+        next read.
+
+        Raises:
+          ValueError: *delimiter* is empty, or *max_bytes* negative.
+          DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
+              without the delimiter; they stay in the buffer.
+          IncompleteReadError: the stream ended before the delimiter; its
+              ``partial`` holds the bytes there were (taken out of the buffer).
+          trio.BusyResourceError: another task is receiving.
+          trio.ClosedResourceError: the stream was closed.
+          trio.BrokenResourceError: the wrapped stream failed.
+        """
+        if not delimiter:
+            raise ValueError("the delimiter must not be empty")
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        rbuf = self._rbuf
+        if rbuf.reading:
+            raise trio.BusyResourceError(_BUSY)
+        delimiter = bytes(delimiter)
+        if RUN_CONTEXT is not None:
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                await checkpoint()  # raises Cancelled
+        else:  # pragma: no cover - only on a trio whose internals moved
+            await checkpoint_if_cancelled()
+        data = rbuf.take_until(delimiter, max_bytes, 0, False)
+        if data is None:
+            data = await self._receive_until(delimiter, max_bytes, False)
+        return data
+
+    async def receive_line(self, max_bytes: int = DEFAULT_MAX_LINE) -> bytes:
+        """Receive a line; return it without its line ending.
+
+        A line ends at ``b"\\n"``; one ``b"\\r"`` just before it is part of
+        the line ending too, so ``b"a\\r\\n"`` and ``b"a\\n"`` both give
+        ``b"a"`` (any other ``b"\\r"`` is kept).  The line, ``\\r``
+        included, may be at most *max_bytes* long.
+
+        Otherwise it is :meth:`receive_until` with ``b"\\n"``: the same
+        waiting, checkpoints, cancellation and errors.
+        """
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        rbuf = self._rbuf
+        if rbuf.reading:
+            raise trio.BusyResourceError(_BUSY)
+        if RUN_CONTEXT is not None:
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                await checkpoint()  # raises Cancelled
+        else:  # pragma: no cover - only on a trio whose internals moved
+            await checkpoint_if_cancelled()
+        # The hot path of a line protocol, inlined: a line in a received
+        # chunk (what ReceiveBuffer.take_line does first).
+        data = rbuf.data
+        if type(data) is bytes:
+            pos = rbuf.pos
+            found = data.find(b"\n", pos, pos + max_bytes + 1)
+            if found >= 0 and not rbuf.parts:
+                rbuf.pos = found + 1
+                if found > pos and data[found - 1] == 13:  # b"\r"
+                    found -= 1
+                return data[pos:found]
+        line = rbuf.take_line(max_bytes)
+        if line is None:
+            line = await self._receive_until(b"\n", max_bytes, True)
+        return line
+
+    # ------------------------------------------------------------------
+    # When the buffer cannot answer
+
+    async def _receive_exactly(self, size: int) -> bytes:
+        """Receive until the buffer holds *size* bytes, then take them."""
+        rbuf = self._rbuf
+        rbuf.reading = True
+        try:
+            while True:
+                chunk = await self._receive_more(RECEIVE_SIZE)
+                if not chunk:
+                    raise IncompleteReadError(rbuf.take_all(), size)
+                rbuf.feed(chunk)
+                data = rbuf.take_exactly(size)
+                if data is not None:
+                    return data
+        finally:
+            rbuf.reading = False
+
+    async def _receive_until(self, delimiter: bytes, max_bytes: int, strip_cr: bool) -> bytes:
+        """Receive until the buffer holds *delimiter*, then take up to it.
+
+        The buffer was searched already: each search starts where the last
+        one left off (less the bytes a delimiter cut in two could begin in:
+        ``rbuf.searched``).
+        """
+        rbuf = self._rbuf
+        rbuf.reading = True
+        try:
+            while True:
+                start = rbuf.searched
+                chunk = await self._receive_more(RECEIVE_SIZE)
+                if not chunk:
+                    raise IncompleteReadError(rbuf.take_all(), None)
+                rbuf.feed(chunk)
+                data = rbuf.take_until(delimiter, max_bytes, start, strip_cr)
+                if data is not None:
+                    return data
+        finally:
+            rbuf.reading = False
+
+
+@final
+class BufferedReader(_BufferedReads):
+    """A :class:`trio.abc.ReceiveStream` wrapper with reads for protocol code.
+
+    :meth:`receive_exactly`, :meth:`receive_until` and :meth:`receive_line`
+    receive in pieces of up to 64 KiB and keep what they do not return in a
+    buffer; :meth:`receive_some` serves that buffer first.  It is the
+    reading half of :class:`BufferedStream`, for a stream that is only read
+    (or whose sending side is not buffered).
+
+    Args:
+      stream: the :class:`trio.abc.ReceiveStream` to read from.  The reader
+          owns it from now on: closing the reader closes it, and nothing
+          else should receive from it.
+    """
+
+    __slots__ = ("_rbuf", "_receive_more", "_stream")
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        if not isinstance(stream, trio.abc.ReceiveStream):
+            raise TypeError(
+                f"expected a trio.abc.ReceiveStream to wrap, not {type(stream).__name__!r}"
+            )
+        self._stream = stream
+        self._rbuf = ReceiveBuffer()
+        # The reads receive straight from the wrapped stream.
+        self._receive_more = stream.receive_some
+
+    @property
+    def transport_stream(self) -> trio.abc.ReceiveStream:
+        """The wrapped stream."""
+        return self._stream
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream; the bytes not read yet are discarded.
+
+        Later reads raise :exc:`trio.ClosedResourceError`.  As trio's
+        ``aclose``, it closes even if cancelled.
+        """
+        self._rbuf.clear()
+        await self._stream.aclose()
