@@ -125,6 +125,13 @@ def _(result: Any) -> None:
     ]
 
 
+@check("lingering_close")
+def _(result: Any) -> None:
+    size, tail = result
+    assert size == 100_000 + len(b"\nthat is all, goodbye\n")
+    assert tail == b"that is all, goodbye\n"
+
+
 @check("websocket_wsproto")
 def _(result: Any) -> None:
     assert result == [f"MESSAGE {i}" for i in range(100)]
