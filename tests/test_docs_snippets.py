@@ -125,6 +125,13 @@ def _(result: Any) -> None:
     ]
 
 
+@check("anyio_trio")
+def _(result: Any) -> None:
+    data, sends = result
+    assert data == b"".join(b"line %d\n" % i for i in range(1000))
+    assert sends < 1000  # coalesced
+
+
 @check("lingering_close")
 def _(result: Any) -> None:
     size, tail = result
