@@ -59,7 +59,8 @@ nitpick_ignore_regex = [
     # Other projects' objects: linked when intersphinx is on, plain text when not.
     (
         r"py:.*",
-        r"(trio|os|ssl|socket|typing|typing_extensions|collections|contextlib|enum|types)(\..*)?",
+        r"(trio|anyio|os|ssl|socket|typing|typing_extensions|collections|contextlib|enum|types)"
+        r"(\..*)?",
     ),
     (r"py:.*", r"(int|float|str|bytes|bytearray|memoryview|bool|object|list|dict|tuple|type)"),
     (r"py:.*", r"(None|Exception|BaseException|ExceptionGroup|BaseExceptionGroup)"),

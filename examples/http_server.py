@@ -40,14 +40,14 @@ from typing import TextIO
 import h11
 import trio
 
-from trio_bufwriter import BufferedStream, open_buffered_stream
+from trio_bufwriter import BufferedStream, aclose_lingering, open_buffered_stream
 
 #: The largest request body accepted; a bigger one gets a 413.
 MAX_BODY = 1024 * 1024
 #: ``/bytes/N`` is written in pieces of this size, with a drain() after each.
 CHUNK_SIZE = 64 * 1024
 #: After sending its last response on a connection the server closes, how
-#: long it waits for the client to close its side (see _close_gently).
+#: long it waits for the client to close its side (see aclose_lingering).
 LINGER_SECONDS = 5.0
 
 # One immutable chunk, written again and again: a bytes object this big is
@@ -230,7 +230,11 @@ class HTTPServer:
             except (h11.RemoteProtocolError, BadRequest) as exc:
                 if http.can_respond():
                     http.respond(exc.error_status_hint, f"{exc}\n".encode(), close=True)
-                await self._close_gently(http)
+                # The client may still be sending (the rest of a refused
+                # body): closing with its bytes unread would make the kernel
+                # reset the connection, which can destroy the response.  So
+                # half-close, read and discard until it closes, then close.
+                await aclose_lingering(http.stream, LINGER_SECONDS)
                 return
             await self.route(http, event, body)
             # Backpressure between responses: below the high-water mark this
@@ -239,7 +243,7 @@ class HTTPServer:
             self.requests += 1
             if http.h11.our_state is h11.MUST_CLOSE:
                 # "Connection: close" from the client (or an HTTP/1.0 client).
-                await self._close_gently(http)
+                await aclose_lingering(http.stream, LINGER_SECONDS)
                 return
             http.h11.start_next_cycle()
 
@@ -275,21 +279,6 @@ class HTTPServer:
                 # whole response sitting in our memory at once.
                 await http.stream.drain()
         http.end_response()
-
-    async def _close_gently(self, http: HTTPConnection) -> None:
-        """End a connection the server is the one to close.
-
-        Closing a TCP socket with unread bytes in its receive queue makes the
-        kernel send a reset, and a reset can destroy the response on its way
-        to the client, which then sees an error instead of our answer.  So:
-        flush and send end-of-file, then read and discard whatever the client
-        still sends (a pipelined request, the rest of a refused body) until
-        it closes its side too, for :data:`LINGER_SECONDS` at most.
-        """
-        await http.stream.send_eof()
-        with trio.move_on_after(LINGER_SECONDS):
-            while await http.stream.receive_some():
-                pass
 
 
 async def serve(

@@ -138,6 +138,20 @@ def _(result: Any) -> None:
     ]
 
 
+@check("anyio_trio")
+def _(result: Any) -> None:
+    data, sends = result
+    assert data == b"".join(b"line %d\n" % i for i in range(1000))
+    assert sends < 1000  # coalesced
+
+
+@check("lingering_close")
+def _(result: Any) -> None:
+    size, tail = result
+    assert size == 100_000 + len(b"\nthat is all, goodbye\n")
+    assert tail == b"that is all, goodbye\n"
+
+
 @check("websocket_wsproto")
 def _(result: Any) -> None:
     assert result == [f"MESSAGE {i}" for i in range(100)]

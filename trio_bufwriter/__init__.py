@@ -10,6 +10,7 @@ from types import FunctionType as _FunctionType
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
 from ._core import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
+from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
 from ._open import open_buffered_stream, open_buffered_writer
 from ._open_file import open_positional_writer
 from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
@@ -24,6 +25,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DEFAULT_HIGH_WATER",
     "DEFAULT_MAX_LINE",
+    "DEFAULT_LINGER_SECONDS",
     "DEFAULT_MAX_SEND_SIZE",
     "DEFAULT_NOTSENT_LOWAT",
     "DEFAULT_POSITIONAL_HIGH_WATER",
@@ -43,6 +45,7 @@ __all__ = [
     "Subscriber",
     "WriterState",
     "WriterStatistics",
+    "aclose_lingering",
     "open_buffered_stream",
     "open_buffered_writer",
     "open_positional_writer",

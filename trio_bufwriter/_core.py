@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import trio
 from trio.lowlevel import ParkingLot, Task
 
+from ._anyio import as_send_stream
 from ._buffers import BytesLike
 from ._conflict import ConflictDetector
 from ._limits import OverflowPolicy, StallClock
@@ -31,6 +32,7 @@ from ._state import WriterState, WriterStatistics
 from ._water import check_size, water_marks
 
 if TYPE_CHECKING:
+    import anyio.abc
     from typing_extensions import TypedDict
 
     from ._socket import SocketSink
@@ -134,7 +136,7 @@ class _WriterCore(trio.abc.SendStream):
 
     def __init__(
         self,
-        stream: trio.abc.SendStream,
+        stream: trio.abc.SendStream | anyio.abc.ByteSendStream,
         *,
         high_water: int | None = None,
         low_water: int | None = None,
@@ -145,9 +147,8 @@ class _WriterCore(trio.abc.SendStream):
         stall_timeout: float | None = None,
     ) -> None:
         if not isinstance(stream, trio.abc.SendStream):
-            raise TypeError(
-                f"expected a trio.abc.SendStream to wrap, not {type(stream).__name__!r}"
-            )
+            # An anyio stream gets an adapter; anything else a TypeError.
+            stream = as_send_stream(stream)
         if notsent_lowat is None:
             notsent_lowat = DEFAULT_NOTSENT_LOWAT
         elif isinstance(notsent_lowat, str):

@@ -13,6 +13,7 @@ from ._stream import BufferedStream
 from ._writer import BufferedWriter
 
 if TYPE_CHECKING:
+    import anyio.abc
     from typing_extensions import Unpack
 
     from ._core import WriterOptions
@@ -104,7 +105,7 @@ async def running(writer: _W) -> AsyncIterator[_W]:
 
 
 def open_buffered_writer(
-    stream: trio.abc.SendStream,
+    stream: trio.abc.SendStream | anyio.abc.ByteSendStream,
     **options: Unpack[WriterOptions],
 ) -> AbstractAsyncContextManager[BufferedWriter]:
     """Wrap *stream* in a :class:`BufferedWriter` whose sender runs while the block does.
@@ -133,17 +134,24 @@ def open_buffered_writer(
     Only several simultaneous errors come out as a group.
 
     The keyword arguments are :class:`BufferedWriter`'s, checked right away.
+    *stream* may also be an ``anyio.abc.ByteSendStream``, on anyio's trio
+    backend.
+
+    Raises:
+      TypeError: *stream* is neither a trio nor an anyio send stream.
+      RuntimeError: it is an anyio stream, and this is not a trio task.
     """
     return running(BufferedWriter(stream, **options))
 
 
 def open_buffered_stream(
-    stream: trio.abc.Stream,
+    stream: trio.abc.Stream | anyio.abc.ByteStream,
     **options: Unpack[WriterOptions],
 ) -> AbstractAsyncContextManager[BufferedStream]:
     """Wrap a two-way *stream* in a :class:`BufferedStream` whose sender runs
     while the block does.
 
-    The same as :func:`open_buffered_writer` in every other respect.
+    *stream* may also be an ``anyio.abc.ByteStream``, on anyio's trio
+    backend.  The same as :func:`open_buffered_writer` in every other respect.
     """
     return running(BufferedStream(stream, **options))

@@ -41,12 +41,14 @@ from typing import TYPE_CHECKING, final
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
+from ._anyio import as_stream
 from ._reader import _BufferedReads
 from ._receive_buffer import ReceiveBuffer
 from ._socket import DEFAULT_RECEIVE_SIZE, SocketSource, socket_source
 from ._writer import _BufferedSendBase
 
 if TYPE_CHECKING:
+    import anyio.abc
     from typing_extensions import Unpack
 
     from ._core import WriterOptions
@@ -81,7 +83,9 @@ class BufferedStream(_BufferedSendBase, _BufferedReads, trio.abc.HalfCloseableSt
     data otherwise.  A read the buffer answers does not receive, so it does
     not end the turn: the replies to pipelined requests leave together.
 
-    The constructor takes the same keyword arguments as :class:`BufferedWriter`.
+    *stream* is a :class:`trio.abc.Stream`, or, on anyio's trio backend, an
+    ``anyio.abc.ByteStream`` (see "anyio on the trio backend").  The
+    constructor takes the same keyword arguments as :class:`BufferedWriter`.
     Usually made with :func:`open_buffered_stream`, which also runs the sender.
     """
 
@@ -89,14 +93,12 @@ class BufferedStream(_BufferedSendBase, _BufferedReads, trio.abc.HalfCloseableSt
 
     def __init__(
         self,
-        stream: trio.abc.Stream,
+        stream: trio.abc.Stream | anyio.abc.ByteStream,
         **options: Unpack[WriterOptions],
     ) -> None:
-        if not isinstance(stream, trio.abc.Stream):
-            raise TypeError(
-                f"expected a trio.abc.Stream to wrap, not {type(stream).__name__!r} "
-                "(wrap a one-way SendStream with BufferedWriter)"
-            )
+        # An anyio stream gets an adapter (see _anyio.py); anything else
+        # that is not a trio stream, a TypeError.
+        stream = as_stream(stream)
         super().__init__(stream, **options)
         self._transport = stream
         self._source: SocketSource | None = socket_source(stream)

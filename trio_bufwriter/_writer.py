@@ -228,9 +228,10 @@ class BufferedWriter(_BufferedSendBase):
     :meth:`flush` is a barrier, :meth:`aclose` flushes then closes.
 
     Args:
-      stream: the :class:`trio.abc.SendStream` to write to.  The writer owns
-          it from now on: closing the writer closes it, and nothing else
-          should send on it.
+      stream: the :class:`trio.abc.SendStream` to write to (or, on anyio's
+          trio backend, an ``anyio.abc.ByteSendStream``: see "anyio on the
+          trio backend").  The writer owns it from now on: closing the
+          writer closes it, and nothing else should send on it.
       high_water: :meth:`drain` waits while more than this many bytes are
           buffered (default 64 KiB, or ``4 * low_water`` if only that is given).
       low_water: ... until at most this many are (default ``high_water // 4``).
