@@ -210,7 +210,8 @@ class HTTPServer:
             stats = conn.statistics()
             print(
                 f"connection {number}: {self.requests - requests} requests, "
-                f"{stats.write_calls} writes in {stats.send_calls} sends, "
+                f"{stats.write_calls} writes in {stats.batches} batches "
+                f"({stats.send_calls} sends), "
                 f"at most {stats.peak_buffered} bytes buffered",
                 file=self.log,
                 flush=True,

@@ -73,20 +73,22 @@ async def test_failure_says_why_the_writer_broke_without_reporting_it() -> None:
     try:
         with trio.fail_after(10):
             writer = PositionalWriter(fd)
+            # The owner returns once the writer is broken.  (Not
+            # wait_all_tasks_blocked: the owner waiting for its worker
+            # thread counts as blocked.)
             async with trio.open_nursery() as nursery:
                 await nursery.start(writer.run)
                 assert writer.failure is None
                 writer.write_at(3, b"abc")
-                await trio.testing.wait_all_tasks_blocked()
-                failure = writer.failure
-                assert isinstance(failure, PositionalWriteError)
-                assert failure.unwritten == [(3, 6)]
-                assert isinstance(failure.__cause__, OSError)
-                assert failure.__cause__.errno == errno.ENOSPC
-                # Reading it reported nothing: aclose still raises it.
-                with pytest.raises(PositionalWriteError) as caught:
-                    await writer.aclose()
-                assert caught.value.__cause__ is failure.__cause__
+            failure = writer.failure
+            assert isinstance(failure, PositionalWriteError)
+            assert failure.unwritten == [(3, 6)]
+            assert isinstance(failure.__cause__, OSError)
+            assert failure.__cause__.errno == errno.ENOSPC
+            # Reading it reported nothing: aclose still raises it.
+            with pytest.raises(PositionalWriteError) as caught:
+                await writer.aclose()
+            assert caught.value.__cause__ is failure.__cause__
             assert writer.state is WriterState.CLOSED
             assert writer.failure is not None
     finally:

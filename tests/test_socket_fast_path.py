@@ -256,3 +256,32 @@ async def test_drain_pushes_held_segments_before_the_buffer_in_order() -> None:
                 assert writer.buffered == 0  # all pushed by drain
                 expected = b"a" + b"b" * 10 + big + b"c" * 10
                 assert await receive_exactly(server, len(expected)) == expected
+
+
+async def test_statistics_count_each_write_2_once_and_batches_never_outnumber_writes() -> None:
+    # A write sent in pieces (a direct send the socket takes part of, the
+    # rest by the sender, in max_send_size chunks) is one batch; every
+    # write(2) that took bytes is one send, whoever made it.
+    with trio.fail_after(10):
+        async with tcp_pair() as (client, server):
+            writer = BufferedWriter(client, max_send_size=1 << 20, high_water=1 << 30)
+            async with running(writer):
+                await settle()
+                big = b"x" * (16 << 20)  # more than the socket takes at once
+                writer.write(big)
+                first = writer.statistics()
+                assert first.batches == 1
+                assert 0 < first.bytes_sent < len(big)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(writer.flush)
+                    assert await receive_exactly(server, len(big)) == big
+                stats = writer.statistics()
+                assert stats.write_calls == 1
+                assert stats.batches == 1
+                assert stats.send_calls >= len(big) // (1 << 20)
+                for i in range(10):  # a burst: one direct send, then one batch
+                    writer.write(b"%d" % i)
+                await writer.flush()
+                stats = writer.statistics()
+                assert (stats.write_calls, stats.batches) == (11, 3)
+                assert stats.send_calls >= stats.batches

@@ -638,6 +638,7 @@ async def test_statistics_count_bytes_calls_and_peak() -> None:
                 peak_buffered=10,
                 buffered=0,
                 state=WriterState.OPEN,
+                batches=1,  # both writes went in one batch, in three sends
             )
             writer.write(b"k")
             await writer.aclose()

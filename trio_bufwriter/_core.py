@@ -90,6 +90,8 @@ class _WriterCore(trio.abc.SendStream):
 
     __slots__ = (
         "_aborted",
+        "_batch_mark",
+        "_batches",
         "_buf",
         "_cork_mark",
         "_corks",
@@ -178,6 +180,12 @@ class _WriterCore(trio.abc.SendStream):
         self._lost = 0
         self._write_calls = 0
         self._send_calls = 0
+        # Batches: hand-overs of queued writes to the wrapped stream that
+        # carried at least one write none of which was handed over before
+        # (_batch_mark: _write_calls at the last one), so that a write sent
+        # in pieces counts once and write_calls / batches is at least 1.
+        self._batches = 0
+        self._batch_mark = 0
         self._send_all_calls = 0
         self._peak = 0
         self._state = _OPEN
@@ -358,7 +366,8 @@ class _WriterCore(trio.abc.SendStream):
             bytes_written=self._sent + buffered + self._lost,
             bytes_sent=self._sent,
             write_calls=self._write_calls,
-            send_calls=self._send_calls,
+            send_calls=self._send_calls if self._sink is None else self._sink.calls,
+            batches=self._batches,
             peak_buffered=self._peak,
             buffered=buffered,
             state=self._state,
@@ -369,6 +378,13 @@ class _WriterCore(trio.abc.SendStream):
 
     # ------------------------------------------------------------------
     # The stall clock
+
+    def _count_batch(self) -> None:
+        """Bytes are being handed to the wrapped stream: a new batch if they
+        include a write none of which was handed over before."""
+        if self._write_calls != self._batch_mark:
+            self._batches += 1
+            self._batch_mark = self._write_calls
 
     def _backpressured(self) -> bool:
         """Over high water, or a drain() still waiting for low water: the

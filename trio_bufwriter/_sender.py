@@ -120,6 +120,7 @@ class _Sender(_Waiting):
             await self._end_probe()
             if self._state >= _CLOSED:
                 return False
+        self._count_batch()
         # Swap rather than copy: the writers start filling a fresh buffer
         # while this one is sent.
         buf = self._buf
@@ -164,7 +165,7 @@ class _Sender(_Waiting):
             for data in segments:
                 size = len(data)
                 if size <= max_send:
-                    self._send_calls += 1
+                    self._send_calls += 1  # (over a socket, the sink counts its own)
                     await send_all(data)
                     if not self._sent_some(size):
                         return False

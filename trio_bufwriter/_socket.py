@@ -60,10 +60,13 @@ class SocketSink:
     :exc:`trio.ClosedResourceError`.
     """
 
-    __slots__ = ("_socket", "on_progress")
+    __slots__ = ("_socket", "calls", "on_progress")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._socket = stream.socket
+        #: ``write(2)`` calls that took bytes, whoever made them (the sender
+        #: through :meth:`send_all`, or the writer's direct sends).
+        self.calls = 0
         #: Called when a send had to wait and the socket then took some bytes
         #: (the writer's stall clock listens).
         self.on_progress: Callable[[], None] | None = None
@@ -74,13 +77,16 @@ class SocketSink:
         if fd < 0:
             raise trio.ClosedResourceError("the wrapped socket was already closed")
         try:
-            return os.write(fd, data)
+            sent = os.write(fd, data)
         except BlockingIOError:
             return 0
         except OSError as exc:
             if exc.errno in _CLOSED_ERRNOS:
                 raise trio.ClosedResourceError("the wrapped socket was already closed") from None
             raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        if sent:
+            self.calls += 1
+        return sent
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of *data*, waiting for the socket to be writable as needed."""

@@ -72,6 +72,9 @@ class _SocketFastPath(_WritePath):
         if sent:
             self._peak = max(self._peak, size)
             self._sent += sent
+            # A batch of its own (this write is counted once write() returns).
+            self._batches += 1
+            self._batch_mark = self._write_calls + 1
         if sent < size:
             rest = view[sent:]
             if type(data) is bytes and len(rest) >= BY_REFERENCE_MIN:
@@ -83,20 +86,15 @@ class _SocketFastPath(_WritePath):
 
     def _try_send(self, sink: SocketSink, view: memoryview) -> int:
         """Send what the kernel takes of *view* now, at most max_send_size
-        bytes per ``write(2)``; count the sends; return the bytes sent."""
+        bytes per ``write(2)`` (the sink counts them); return the bytes sent."""
         max_send = self._max_send_size
         if len(view) <= max_send:
-            sent = sink.try_send(view)
-            if sent:
-                self._send_calls += 1
-            return sent
+            return sink.try_send(view)
         total = 0
         while total < len(view):
             with view[total : total + max_send] as chunk:
                 sent = sink.try_send(chunk)
-                if sent:
-                    self._send_calls += 1
-                    total += sent
+                total += sent
                 if sent < len(chunk):
                     break
         return total
@@ -155,6 +153,7 @@ class _SocketFastPath(_WritePath):
         sink = self._sink
         if sink is None or self._sending or self._corks or self._state:
             return False
+        self._count_batch()
         try:
             segments = self._segments
             while segments:

@@ -46,7 +46,11 @@ class WriterStatistics:
     bytes_sent: int
     #: Calls to ``write()`` (each ``writelines()`` and ``send_all()`` counts once).
     write_calls: int
-    #: Calls made to the wrapped stream's ``send_all``.
+    #: Sends that took bytes: over a :class:`trio.SocketStream`, ``write(2)``
+    #: calls (the sender's and the direct ones alike); over other streams,
+    #: calls to its ``send_all``.  A batch may take several (a write split at
+    #: ``max_send_size``, a socket that takes a part at a time), so
+    #: ``bytes_sent / send_calls`` is the mean size of a send.
     send_calls: int
     #: The most bytes ever held at once (queued plus in flight).
     peak_buffered: int
@@ -59,6 +63,13 @@ class WriterStatistics:
     #: Seconds the buffer has been over high water with nothing sent (see
     #: ``stall_timeout``); 0.0 when it is not stalled.
     stalled_for: float = 0.0
+    #: Hand-overs of queued writes to the wrapped stream (by the sender, a
+    #: direct send or a push) that carried at least one write none of which
+    #: was handed over before; a write sent in pieces counts once.  So
+    #: ``write_calls / batches`` is how many writes were coalesced per batch
+    #: (at least 1 once everything written is sent), and
+    #: ``send_calls / batches`` how many sends a batch took.
+    batches: int = 0
     #: Why the writer broke (the message of :attr:`BufferedWriter.failure`,
     #: then its cause's type and message), or None if it never broke.  A
     #: writer closed normally has None.
