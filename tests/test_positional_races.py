@@ -33,9 +33,9 @@ from trio_bufwriter import (
     PositionalWriteError,
     PositionalWriter,
     WriterState,
-    _positional,
     open_positional_writer,
 )
+from trio_bufwriter import _positional_owner as _positional
 from trio_bufwriter._pwrite import Outcome, write_runs
 from trio_bufwriter._ranges import Run, coalesce
 

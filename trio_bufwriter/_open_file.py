@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._open import running
-from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriter
+from ._positional import PositionalWriter
+from ._positional_core import DEFAULT_POSITIONAL_HIGH_WATER
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
