@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trio_bufwriter._cli import positive_float, positive_int
+
 from ._variants import Kind, variant_names
 
 #: Defaults of a full run, and of a ``--quick`` one (CI: about a minute).
@@ -101,26 +103,6 @@ def _kind(only: str) -> tuple[Kind, ...]:
     raise ValueError(f"--only takes resp or http, not {only!r}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
 def _names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = sorted(set(names) - set(variant_names()))
@@ -134,19 +116,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to *parser*."""
     full, quick = FULL, QUICK
     parser.add_argument(
-        "--rounds", type=_positive_int,
+        "--rounds", type=positive_int,
         help=f"interleaved rounds; medians over them are reported (default {full['rounds']})",
     )  # fmt: skip
     parser.add_argument(
-        "--requests", type=_positive_int,
+        "--requests", type=positive_int,
         help=f"redis-benchmark requests per measured run (default {full['requests']})",
     )  # fmt: skip
     parser.add_argument(
-        "--seconds", type=_positive_float,
+        "--seconds", type=positive_float,
         help=f"wrk's duration per measured run, whole seconds (default {full['seconds']:g})",
     )  # fmt: skip
     parser.add_argument(
-        "--clients", type=_positive_int,
+        "--clients", type=positive_int,
         help=f"connections of either load generator (default {full['clients']})",
     )  # fmt: skip
     parser.add_argument(
