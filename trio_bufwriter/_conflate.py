@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, NoReturn, final
 
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
@@ -277,9 +277,15 @@ class ConflatingWriter:
                 raise bad_data(frame, "write_latest()") from None
         pending = self._pending
         writer = self._writer
-        if not pending and not writer.need_drain:
+        # The fast path, for a consumer that keeps up: writer.need_drain,
+        # inlined (it is most of the cost of a keyed write otherwise).
+        if not pending and len(writer._buf) + writer._inflight <= writer._high_water:
             hash(key)  # the same TypeError as when it has to wait
-            self._hand(frame)
+            try:
+                writer.write(frame)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, BufferLimitError) as exc:
+                self._refused_by_writer(exc)
+            self._frames_sent += 1
             self._frames_written += 1
             return
         old = pending.get(key)
@@ -476,17 +482,19 @@ class ConflatingWriter:
         """Write one frame to the writer; a failure breaks this, and raises."""
         try:
             self._writer.write(frame)
-        except trio.ClosedResourceError as exc:
-            self._frames_lost += 1
-            self._break(exc, "the writer was closed")
-            self._error_reported = True
-            raise trio.BrokenResourceError(self._error_message) from exc
-        except (trio.BrokenResourceError, BufferLimitError) as exc:
-            self._frames_lost += 1
-            self._break(exc, "the writer refused a frame")
-            self._error_reported = True
-            raise trio.BrokenResourceError(self._error_message) from exc
+        except (trio.ClosedResourceError, trio.BrokenResourceError, BufferLimitError) as exc:
+            self._refused_by_writer(exc)
         self._frames_sent += 1
+
+    def _refused_by_writer(self, exc: Exception) -> NoReturn:
+        """The writer refused a frame: the frame is lost, and this breaks."""
+        self._frames_lost += 1
+        if isinstance(exc, trio.ClosedResourceError):
+            self._break(exc, "the writer was closed")
+        else:
+            self._break(exc, "the writer refused a frame")
+        self._error_reported = True
+        raise trio.BrokenResourceError(self._error_message) from exc
 
     def _move(self, *, everything: bool) -> None:
         """Hand waiting frames to the writer, oldest key first: all of them,
