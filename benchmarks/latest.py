@@ -318,7 +318,7 @@ def run_latest(
     keys: int = 300,
     rate: float = 20_000,
     seconds: float = 5.0,
-    clients: int = 50,
+    clients: int = 20,
     frame_size: int = 64,
     slow_read: int = 4096,
     slow_pause: float = 0.01,
@@ -372,7 +372,7 @@ def add_latest_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument("--keys", type=positive_int, default=300, metavar="K")
     parser.add_argument("--rate", type=positive_float, default=20_000, metavar="UPDATES")
     parser.add_argument("--seconds", type=positive_float, default=5.0, metavar="S")
-    parser.add_argument("--clients", type=positive_int, default=50, metavar="N")
+    parser.add_argument("--clients", type=positive_int, default=20, metavar="N")
     parser.add_argument("--frame-size", type=positive_int, default=64, metavar="BYTES")
     parser.add_argument("--slow-read", type=positive_int, default=4096, metavar="BYTES")
     parser.add_argument("--slow-pause", type=positive_float, default=0.01, metavar="S")

@@ -37,7 +37,7 @@ def test_the_command_is_wired_in(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_latest, "run_latest", fake)
     assert main(["latest", "--keys", "7", "--seconds", "0.5", "--frame-size", "32"]) == 0
-    assert seen["args"] == (7, 20_000, 0.5, 50, 32, 4096, 0.01)
+    assert seen["args"] == (7, 20_000, 0.5, 20, 32, 4096, 0.01)
 
 
 def test_correctness_problems_fail_the_run() -> None:
