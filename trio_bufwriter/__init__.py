@@ -8,7 +8,8 @@ with one background task that merges everything queued into one send.
 from types import FunctionType as _FunctionType
 
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
-from ._conflate import ConflatingWriter, ConflationStatistics
+from ._conflate import ConflatingWriter
+from ._conflation_stats import ConflationStatistics
 from ._core import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
