@@ -111,6 +111,13 @@ def fanout(session: nox.Session) -> None:
 
 
 @nox.session
+def latest(session: nox.Session) -> None:
+    """Staleness and memory for a slow client, FIFO against conflated."""
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks", "latest", *session.posargs)
+
+
+@nox.session
 def examples(session: nox.Session) -> None:
     """The examples' tests: each drives its example with a real client
     (httpx, redis-py, raw sockets)."""

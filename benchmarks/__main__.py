@@ -146,6 +146,13 @@ def _add_reads(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_reads_command(commands)
 
 
+def _add_latest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``latest`` command (defined with the benchmark itself)."""
+    from .latest import add_latest_command
+
+    add_latest_command(commands)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_bench,
     _add_soak,
@@ -153,6 +160,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_positional_bench,
     _add_servers,
     _add_reads,
+    _add_latest,
 ]
 
 

@@ -1056,6 +1056,7 @@ def run_fanout(
     notsent_lowat: int | Literal["leave"] | None = DEFAULT_NOTSENT_LOWAT,
     client_side: ClientSide = "process",
     speed_verdict: SpeedVerdict = "fail",
+    malloc_as_is: bool = False,
 ) -> int:
     """Run the fan-out load test and print progress and a summary to *out* (stdout).
 
@@ -1070,7 +1071,8 @@ def run_fanout(
     throughput figures mean little).  *speed_verdict* ``"report"`` prints
     the throughput verdict without failing the run on it (CI does this: a
     speed ratio on a machine busy with other work says little); the
-    correctness verdicts always count.  Returns the exit
+    correctness verdicts always count.  *malloc_as_is* leaves glibc's
+    malloc thresholds alone (see :func:`fix_malloc_thresholds`).  Returns the exit
     status: 0 on PASS, 1 on FAIL or error, 130 if interrupted.
     """
     if speed_verdict not in ("fail", "report"):
@@ -1112,7 +1114,7 @@ def run_fanout(
     where = "a separate process (spawn)" if client_side == "process" else "a thread (test mode)"
     malloc = (
         "glibc malloc thresholds fixed (trim 128 MiB, mmap 32 MiB)"
-        if fix_malloc_thresholds()
+        if not malloc_as_is and fix_malloc_thresholds()
         else "malloc as it is"
     )
     print(
@@ -1183,6 +1185,7 @@ def _run_fanout_command(args: argparse.Namespace) -> int:
         stall_timeout=args.stall_timeout,
         notsent_lowat=args.notsent_lowat,
         speed_verdict=args.speed_verdict,
+        malloc_as_is=args.malloc_as_is,
     )
 
 
@@ -1266,5 +1269,11 @@ def add_fanout_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="whether a throughput miss fails the run, or is only reported (for a "
         "machine busy with other work, as in CI); the correctness verdicts always "
         "count (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--malloc-as-is",
+        action="store_true",
+        help="leave glibc's malloc trim and mmap thresholds as they are (by default "
+        "the run fixes them, so that the allocator's heuristics do not move the ratio)",
     )
     parser.set_defaults(run=_run_fanout_command)

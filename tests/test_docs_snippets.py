@@ -196,6 +196,16 @@ def _(result: Any) -> None:
     assert stats.messages == 1000
 
 
+@check("latest_value")
+def _(result: Any) -> None:
+    lines, stats = result
+    # The first price went out at once; then only the newest of each symbol,
+    # in the order the symbols started waiting (AAA's second price came last).
+    assert lines == [b"AAA 100", b"BBB 199", b"CCC 199", b"AAA 199"]
+    assert (stats.frames_written, stats.frames_sent) == (300, 1)
+    assert (stats.frames_superseded, stats.pending_frames) == (296, 3)
+
+
 @check("positional_nursery")
 def _(result: Any) -> None:
     written, missing = result

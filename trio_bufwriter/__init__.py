@@ -8,10 +8,12 @@ with one background task that merges everything queued into one send.
 from types import FunctionType as _FunctionType
 
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
+from ._conflate import ConflatingWriter
+from ._conflation_stats import ConflationStatistics
 from ._core import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
-from ._open import open_buffered_stream, open_buffered_writer
+from ._open import open_buffered_stream, open_buffered_writer, open_conflating_writer
 from ._open_file import open_positional_writer
 from ._positional import PositionalWriter
 from ._positional_core import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError
@@ -38,6 +40,8 @@ __all__ = [
     "BufferedReader",
     "BufferedStream",
     "BufferedWriter",
+    "ConflatingWriter",
+    "ConflationStatistics",
     "OverflowPolicy",
     "PositionalStatistics",
     "PositionalWriteError",
@@ -49,6 +53,7 @@ __all__ = [
     "aclose_lingering",
     "open_buffered_stream",
     "open_buffered_writer",
+    "open_conflating_writer",
     "open_positional_writer",
 ]
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import final
 
 import trio
 
 from ._buffers import BytesLike, bad_data
+from ._conflate import ConflatingWriter
 from ._limits import BufferLimitError
 from ._stream import BufferedStream
 from ._writer import BufferedWriter, _BufferedSendBase
 
 #: What a Broadcaster holds.
-Subscriber = BufferedWriter | BufferedStream
+Subscriber = BufferedWriter | BufferedStream | ConflatingWriter
 
 
 @final
@@ -28,7 +29,8 @@ class BroadcastStatistics:
     over_high_water: int
     #: The longest ``stalled_for`` among them, in seconds.
     longest_stall: float
-    #: Messages queued by :meth:`Broadcaster.broadcast` so far.
+    #: Messages queued by :meth:`Broadcaster.broadcast` and
+    #: :meth:`Broadcaster.broadcast_latest` so far.
     messages: int
     #: Subscribers dropped so far because a write to them failed.
     dropped: int
@@ -52,6 +54,11 @@ class Broadcaster:
     holds a message of 64 KiB or more by reference, so all subscribers share
     one copy.
 
+    :meth:`broadcast_latest` publishes a keyed update: a subscriber that is
+    a :class:`ConflatingWriter` keeps only the newest unsent frame per key,
+    each on its own, so a slow one receives fewer, newer updates while the
+    fast ones receive all of them.
+
     Adding and removing subscribers while no broadcast runs is all the
     coordination needed: trio runs one task at a time, and ``broadcast()``
     never yields.
@@ -66,10 +73,12 @@ class Broadcaster:
         self._dropped = 0
 
     def add(self, writer: Subscriber) -> None:
-        """Subscribe *writer* (a :class:`BufferedWriter` or :class:`BufferedStream`)."""
-        if not isinstance(writer, _BufferedSendBase):
+        """Subscribe *writer* (a :class:`BufferedWriter`, :class:`BufferedStream`
+        or :class:`ConflatingWriter`)."""
+        if not isinstance(writer, _BufferedSendBase | ConflatingWriter):
             raise TypeError(
-                f"expected a BufferedWriter or BufferedStream, not {type(writer).__name__!r}"
+                "expected a BufferedWriter, BufferedStream or ConflatingWriter, "
+                f"not {type(writer).__name__!r}"
             )
         self._writers[writer] = None
 
@@ -97,17 +106,44 @@ class Broadcaster:
         Raises:
           TypeError: *data* is not bytes-like (nobody gets anything).
         """
-        if type(data) is bytes:
-            message = data
-        else:
-            try:
-                message = memoryview(data).tobytes()
-            except TypeError:
-                raise bad_data(data, "broadcast()") from None
+        message = _as_bytes(data, "broadcast()")
         dropped: list[tuple[Subscriber, Exception]] = []
         for writer in list(self._writers):
             try:
                 writer.write(message)
+            except (BufferLimitError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                del self._writers[writer]
+                dropped.append((writer, exc))
+        self._messages += 1
+        self._dropped += len(dropped)
+        return dropped
+
+    def broadcast_latest(
+        self, key: Hashable, frame: BytesLike
+    ) -> list[tuple[Subscriber, Exception]]:
+        """Queue *frame* as the newest value of *key* to every subscriber;
+        return the ones dropped, with why.
+
+        A :class:`ConflatingWriter` subscriber gets it through
+        :meth:`~ConflatingWriter.write_latest` (replacing its unsent frame
+        for *key*, if any); a plain writer through ``write()``, in order,
+        like :meth:`broadcast`.  Never blocks and never yields; drops
+        subscribers as :meth:`broadcast` does (for a conflating one, also
+        when its ``max_keys`` refuses a new key).
+
+        Raises:
+          TypeError: *frame* is not bytes-like, or *key* is not hashable
+              (nobody gets anything).
+        """
+        message = _as_bytes(frame, "broadcast_latest()")
+        hash(key)
+        dropped: list[tuple[Subscriber, Exception]] = []
+        for writer in list(self._writers):
+            try:
+                if type(writer) is ConflatingWriter:
+                    writer.write_latest(key, message)
+                else:
+                    writer.write(message)
             except (BufferLimitError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 del self._writers[writer]
                 dropped.append((writer, exc))
@@ -125,3 +161,13 @@ class Broadcaster:
             messages=self._messages,
             dropped=self._dropped,
         )
+
+
+def _as_bytes(data: BytesLike, where: str) -> bytes:
+    """*data* as bytes, converted once for all the subscribers."""
+    if type(data) is bytes:
+        return data
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise bad_data(data, where) from None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
 
 import trio
 
+from ._conflate import ConflatingWriter
 from ._stream import BufferedStream
 from ._writer import BufferedWriter
 
@@ -155,3 +156,29 @@ def open_buffered_stream(
     backend.  The same as :func:`open_buffered_writer` in every other respect.
     """
     return running(BufferedStream(stream, **options))
+
+
+def open_conflating_writer(
+    writer: BufferedWriter | BufferedStream, *, max_keys: int | None = None
+) -> AbstractAsyncContextManager[ConflatingWriter]:
+    """Put a :class:`ConflatingWriter` in front of *writer*, with its feeder
+    task running while the block does.
+
+    ::
+
+        async with open_buffered_stream(sock) as stream:
+            async with open_conflating_writer(stream) as latest:
+                latest.write_latest(b"EURUSD", frame)
+
+    *writer*'s sender must already be running.  On a normal exit the
+    waiting frames are handed to *writer* and *writer* is closed
+    (:meth:`ConflatingWriter.aclose`); if the block raises, both are closed
+    at once and the block's exception propagates unchanged, as with
+    :func:`open_buffered_writer`.
+
+    Raises:
+      TypeError: *writer* is not a :class:`BufferedWriter` or
+          :class:`BufferedStream`.
+      ValueError: *max_keys* is not a positive int or None.
+    """
+    return running(ConflatingWriter(writer, max_keys=max_keys))

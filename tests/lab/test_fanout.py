@@ -401,11 +401,22 @@ def test_the_fanout_command_runs_run_fanout(monkeypatch: pytest.MonkeyPatch) -> 
             "16384",
             "--speed-verdict",
             "report",
+            "--malloc-as-is",
         ]
     )
     assert args.run(args) == 7
-    defaults = {"stall_timeout": 2.0, "notsent_lowat": 65536, "speed_verdict": "fail"}
-    given = {"stall_timeout": None, "notsent_lowat": 16384, "speed_verdict": "report"}
+    defaults = {
+        "stall_timeout": 2.0,
+        "notsent_lowat": 65536,
+        "speed_verdict": "fail",
+        "malloc_as_is": False,
+    }
+    given = {
+        "stall_timeout": None,
+        "notsent_lowat": 16384,
+        "speed_verdict": "report",
+        "malloc_as_is": True,
+    }
     assert calls == [
         (500, 10.0, 256, None, 1 << 20, 65536, defaults),
         (20, 2.5, 64, 1000.0, 4096, 1024, given),
