@@ -146,6 +146,7 @@ TARGETS: tuple[Target, ...] = (
     Target(("RESP SET -P16", "RESP GET -P16"), "bufwriter", "uvloop", 1.3, "target"),
     Target(("RESP SET -P16", "RESP GET -P16"), "bufwriter", "trio-joined", 1.0, "target"),
     Target(("HTTP GET /",), "bufwriter", "trio-h11", 1.2, "target"),
+    Target(("HTTP GET /",), "bufwriter-h11", "trio-h11", 1.2, "info"),
     Target(("HTTP GET /",), "bufwriter", "hypercorn-trio", 0.0, "info"),
 )
 

@@ -83,6 +83,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("uvloop", "resp", HERE / "resp_uvloop.py", (UVLOOP,)),
     Variant("redis-server", "resp", None, (REDIS_SERVER,)),
     Variant("bufwriter", "http", EXAMPLES / "http_server.py", (H11,)),
+    Variant("bufwriter-h11", "http", HERE / "http_bufwriter_h11.py", (H11,)),
     Variant("trio-h11", "http", HERE / "http_trio_h11.py", (H11,)),
     Variant("asyncio-h11", "http", HERE / "http_asyncio_h11.py", (H11,)),
     Variant("uvloop-h11", "http", HERE / "http_uvloop_h11.py", (H11, UVLOOP)),

@@ -293,6 +293,7 @@ def test_the_targets_are_the_ones_asked_for() -> None:
         ("bufwriter", "uvloop", 1.3, "target"),
         ("bufwriter", "trio-joined", 1.0, "target"),
         ("bufwriter", "trio-h11", 1.2, "target"),
+        ("bufwriter-h11", "trio-h11", 1.2, "info"),
         ("bufwriter", "hypercorn-trio", 0.0, "info"),
     }
 
