@@ -136,6 +136,14 @@ def servers(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", "servers", *session.posargs)
 
 
+@nox.session
+def reads(session: nox.Session) -> None:
+    """The reads benchmark: receive_exactly / receive_until / receive_line
+    against asyncio's StreamReader and anyio's buffered stream, side by side."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "benchmarks", "reads", *session.posargs)
+
+
 @nox.session(name="positional_bench")
 def positional_bench(session: nox.Session) -> None:
     """The positional-writer benchmark: a 256 MiB file in 16 KiB pieces from
