@@ -458,12 +458,12 @@ class _WriterCore(trio.abc.SendStream):
         self._raise_if_finished()
         raise trio.ClosedResourceError("the writer is closing")  # pragma: no cover
 
-    def _raise_if_finished(self, *, broken_only: bool = False) -> None:
+    def _raise_if_finished(self) -> None:
         """Raise the error for a CLOSED or BROKEN writer; return otherwise."""
         if self._state is _BROKEN:
             self._error_reported = True
             raise trio.BrokenResourceError(self._error_message) from self._error
-        if self._state is _CLOSED and not broken_only:
+        if self._state is _CLOSED:
             raise trio.ClosedResourceError("the writer is closed")
 
     # ------------------------------------------------------------------
