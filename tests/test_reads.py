@@ -204,8 +204,8 @@ def test_any_chunking_gives_the_results_of_the_whole_input(
 def test_the_buffer_gives_the_results_of_the_whole_input_whatever_was_fed(
     data: bytes, sizes: list[int], operations: list[Any]
 ) -> None:
-    # The sans-IO buffer alone, fed everything up front (so its parts, for
-    # the pieces fed behind a big unread head, are exercised too).
+    # The sans-IO buffer alone, fed everything up front (so its grown
+    # bytearray, for pieces fed behind a bigger unread head, is exercised too).
     model = Model(data)
     buffer = ReceiveBuffer()
     for chunk in cut(data, sorted(sizes, reverse=True)):
@@ -242,11 +242,11 @@ def test_the_buffer_gives_the_results_of_the_whole_input_whatever_was_fed(
         assert len(buffer) == len(model.rest)
 
 
-def test_a_crlf_cut_between_two_parts_is_one_line_ending() -> None:
+def test_a_crlf_cut_between_two_pieces_of_a_growing_line_is_one_line_ending() -> None:
     buffer = ReceiveBuffer()
     buffer.feed(bytearray(b"x" * 10))
     assert buffer.take_line(100) is None
-    buffer.feed(b"\r")  # behind a bigger head: kept as parts
+    buffer.feed(b"\r")  # behind a bigger head: appended to a bytearray
     assert buffer.take_until(b"\n", 100, buffer.searched, True) is None
     buffer.feed(b"\n")
     buffer.feed(b"next")
@@ -611,3 +611,24 @@ async def test_a_tcp_peer_that_closes_mid_frame_gives_the_partial_frame() -> Non
                     await stream.receive_exactly(16)
                 assert info.value.partial == b"half"
                 assert await stream.receive_some() == b""
+
+
+def test_the_buffer_never_changes_a_chunk_it_was_fed() -> None:
+    # A receive's result belongs to whoever got it back from receive_some
+    # too: a big message grows a bytearray of the buffer's own.
+    chunk = bytearray(b"abcdef")
+    buffer = ReceiveBuffer()
+    buffer.feed(chunk)
+    buffer.feed(b"g")
+    buffer.feed(b"h")
+    assert chunk == b"abcdef"
+    assert buffer.take_all() == b"abcdefgh"
+
+
+async def test_a_read_that_receives_with_nothing_unread_lets_go_of_a_big_messages_buffer() -> None:
+    big = b"x" * 100_000 + b"\n"
+    async with reading("reader", cut(big, [1500])) as reads:
+        assert await reads.receive_line(len(big)) == big[:-1]
+        assert len(reads._rbuf.data) >= len(big)  # (the bytearray it grew)
+        assert await reads.receive_some() == b""  # (it receives end-of-file)
+        assert reads._rbuf.data == b""

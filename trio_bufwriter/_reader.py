@@ -87,6 +87,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf.reading = True
         try:
             if not rbuf:
+                rbuf.clear()  # (not to hold a big message's buffer while idle)
                 return await self._receive_more(max_bytes)
             if max_bytes is None:
                 max_bytes = RECEIVE_SIZE
@@ -205,7 +206,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         if type(data) is bytes:
             pos = rbuf.pos
             found = data.find(b"\n", pos, pos + max_bytes + 1)
-            if found >= 0 and not rbuf.parts:
+            if found >= 0:
                 rbuf.pos = found + 1
                 if found > pos and data[found - 1] == 13:  # b"\r"
                     found -= 1
@@ -249,8 +250,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
                 chunk = await self._receive_more(RECEIVE_SIZE)
                 if not chunk:
                     raise IncompleteReadError(rbuf.take_all(), None)
-                rbuf.feed(chunk)
-                data = rbuf.take_until(delimiter, max_bytes, start, strip_cr)
+                data = rbuf.feed_until(chunk, delimiter, max_bytes, start, strip_cr)
                 if data is not None:
                     return data
         finally:

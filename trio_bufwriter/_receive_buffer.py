@@ -7,20 +7,25 @@ needed; the reads in ``_reader.py`` do the receiving.
 What it is built for: one receive of 64 KiB serving many small reads, and a
 large message arriving in many small pieces, neither with quadratic copying.
 
-* The unread bytes are ``data[pos:]``.  A read moves ``pos`` instead of
-  deleting at the front, and when a read takes the last byte the buffer
-  becomes ``b""`` again.
+* The unread bytes are ``data[pos:]``, always one contiguous object.  A
+  read moves ``pos`` instead of deleting at the front, and when a read takes
+  the last byte the buffer becomes ``b""`` again.
 * A chunk fed into an empty buffer is kept as it is (no copy): every read
   from it is one slice.  A chunk fed after a few unread bytes (the start of
   a message cut by the receive) is joined to them in a new ``bytes``: a copy
   of at most twice the chunk, and the reads stay one slice each.
 * Only when the unread bytes outgrow the chunk (a big message arriving in
-  many pieces) do they go into a ``bytearray``, whose appends are amortised
-  O(1): no quadratic copying.  The read part in front of it is deleted
-  then, once per feed (``del b[:k]`` on CPython moves a start offset, it
-  does not move the bytes).
+  many pieces) do they go into a ``bytearray`` of the buffer's own, which
+  later chunks are appended to, amortised O(1), as asyncio's
+  ``StreamReader`` does: each byte is copied in once and out once, and a
+  piece costs one append, whatever the message's size so far.
 * A search for a delimiter is given where to start (``start``): the caller
   never rescans bytes it has already searched.
+* The ``take_*`` methods only move ``pos``: they never replace ``data`` or
+  change a byte of it (only :meth:`feed` and :meth:`clear` do).  So between
+  two feeds, putting ``pos`` back makes what was taken unread again, which
+  is how a frame decoder that needs more bytes gives them back
+  (``_frames.py``).
 """
 
 from __future__ import annotations
@@ -91,21 +96,20 @@ def _slice(data: bytes | bytearray, start: int, end: int) -> bytes:
 class ReceiveBuffer:
     """Bytes received and not read yet.  See the module docstring.
 
-    The unread bytes are ``data[pos:]`` (the head) followed by the chunks in
-    ``parts`` (only while a big message is arriving; ``parts`` is never
-    non-empty with an empty head).  The ``take_*`` methods try the head
-    alone first; only with parts do they go to the methods at the bottom.
-    ``data``, ``pos`` and ``parts`` are public for ``receive_line``, whose
-    hot path is inlined there; everything else goes through the methods.
+    ``data``, ``pos`` and ``searched`` are public for the reads, whose hot
+    paths are inlined in ``_reader.py`` and ``_frames.py``; everything else
+    goes through the methods.
     """
 
-    __slots__ = ("_parts_size", "data", "parts", "pos", "reading", "searched")
+    __slots__ = ("_grown", "data", "pos", "reading", "searched")
 
     def __init__(self) -> None:
+        #: The unread bytes are ``data[pos:]``.
         self.data: bytes | bytearray = b""
         self.pos = 0
-        self.parts: list[bytes | bytearray] = []
-        self._parts_size = 0
+        #: The buffer's own bytearray, while ``data`` is it (a big message
+        #: arriving in pieces): the only object it ever appends to.
+        self._grown: bytearray | None = None
         #: A read is waiting for more bytes (one reader at a time: the reads
         #: check it, and a read that waits sets it).
         self.reading = False
@@ -114,40 +118,47 @@ class ReceiveBuffer:
         self.searched = 0
 
     def __len__(self) -> int:
-        return len(self.data) - self.pos + self._parts_size
+        return len(self.data) - self.pos
 
     def feed(self, chunk: bytes | bytearray) -> None:
         """Append *chunk* (a receive's result: kept as it is, never changed)."""
         data = self.data
         pos = self.pos
         left = len(data) - pos
+        if left > len(chunk):
+            # A big message arriving in pieces: append (amortised O(1)).
+            if data is self._grown:
+                # (On CPython, deleting at the front moves a start offset: O(1).)
+                if pos:
+                    del data[:pos]
+                    self.pos = 0
+                data += chunk
+            else:
+                with memoryview(data) as view:
+                    grown = bytearray(view[pos:])
+                grown += chunk
+                self.data = self._grown = grown
+                self.pos = 0
+            return
         if not left:
             self.data = chunk
-            self.pos = 0
-        elif self.parts or left > len(chunk):
-            # A big message arriving in pieces: keep them apart until a
-            # read takes them, then join them once.
-            self.parts.append(chunk)
-            self._parts_size += len(chunk)
         else:
             # A message cut by the receive: join its start to the chunk, in
             # one new bytes object (copying at most twice the chunk), so that
             # the reads from it are one slice each.
             with memoryview(data) as view:
                 self.data = b"".join((view[pos:], chunk))
-            self.pos = 0
+        self.pos = 0
+        self._grown = None
 
     def clear(self) -> None:
         """Forget every unread byte."""
         self.data = b""
         self.pos = 0
-        self.parts = []
-        self._parts_size = 0
+        self._grown = None
 
     def take_all(self) -> bytes:
         """Every unread byte."""
-        if self.parts:
-            self._flatten()
         data = _slice(self.data, self.pos, len(self.data))
         self.clear()
         return data
@@ -156,23 +167,18 @@ class ReceiveBuffer:
         """Up to *max_bytes* of the unread bytes, at least one if there are any."""
         data = self.data
         pos = self.pos
-        if self.parts:
-            return self._take_prefix(min(max_bytes, len(data) - pos))
         end = pos + max_bytes
-        if pos == 0 and end >= len(data):
-            # The whole of what was fed: hand it on as it is.
-            self.clear()
-            return data
         if end >= len(data):
             self.clear()
+            if pos == 0:
+                # All of it, and the buffer lets go of it: hand it on as it is.
+                return data
         else:
             self.pos = end
-        return data[pos:end]
+        return _slice(data, pos, end)
 
     def take_exactly(self, size: int) -> bytes | None:
         """The next *size* bytes, or None if fewer are there (nothing is taken)."""
-        if self.parts:
-            return None if size > len(self) else self._take_prefix(size)
         data = self.data
         pos = self.pos
         end = pos + size
@@ -187,8 +193,6 @@ class ReceiveBuffer:
     def take_line(self, max_bytes: int) -> bytes | None:
         """``take_until(b"\\n", max_bytes, 0, True)``, the common case, with
         fewer steps (this is the hot path of a line protocol)."""
-        if self.parts:
-            return self.take_until(b"\n", max_bytes, 0, True)
         data = self.data
         pos = self.pos
         found = data.find(b"\n", pos, pos + max_bytes + 1)
@@ -198,7 +202,7 @@ class ReceiveBuffer:
             self.searched = len(data) - pos
             return None
         self.pos = found + 1
-        if found > pos and data[found - 1] == 13:  # b"\r"
+        if found > pos and data[found - 1] == _CR:
             found -= 1
         if type(data) is bytes:
             return data[pos:found]
@@ -219,8 +223,6 @@ class ReceiveBuffer:
           DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes are
               here and the delimiter is not among them (nothing is taken).
         """
-        if self.parts:
-            return self._take_until_across(delimiter, max_bytes, start, strip_cr)
         data = self.data
         pos = self.pos
         size = len(delimiter)
@@ -235,126 +237,27 @@ class ReceiveBuffer:
         end = found
         if strip_cr and end > pos and data[end - 1] == _CR:
             end -= 1
-        after = found + size
-        if after == len(data):
-            self.data = b""
-            self.pos = 0
-        else:
-            self.pos = after
+        self.pos = found + size
         if type(data) is bytes:
             return data[pos:end]
         return _slice(data, pos, end)
 
-    # ------------------------------------------------------------------
-    # With parts: a big message arriving in pieces
-
-    def _flatten(self) -> None:
-        """Join the head's unread bytes and the parts into one head."""
-        with memoryview(self.data) as view:
-            self.data = b"".join([view[self.pos :], *self.parts])
-        self.pos = 0
-        self.parts = []
-        self._parts_size = 0
-
-    def _take_prefix(self, size: int) -> bytes:
-        """The next *size* bytes (there are that many), copied once."""
-        data = self.data
-        pos = self.pos
-        parts = self.parts
-        left = len(data) - pos
-        if size <= left:
-            result = _slice(data, pos, pos + size)
-            pos += size
-        else:
-            pieces: list[bytes | bytearray | memoryview] = [memoryview(data)[pos:]]
-            need = size - left
-            used = 0
-            for part in parts:
-                used += 1
-                if len(part) >= need:
-                    pieces.append(memoryview(part)[:need])
-                    data = part
-                    pos = need
-                    break
-                pieces.append(part)
-                need -= len(part)
-            result = b"".join(pieces)
-            self._parts_size -= sum(map(len, parts[:used]))
-            del parts[:used]
-        # The new head: what is left of the last piece used, else the next part.
-        while pos == len(data) and parts:
-            data = parts.pop(0)
-            self._parts_size -= len(data)
-            pos = 0
-        self.data = data
-        self.pos = pos
-        return result
-
-    def _take_until_across(
-        self, delimiter: bytes, max_bytes: int, start: int, strip_cr: bool
+    def feed_until(
+        self, chunk: bytes | bytearray, delimiter: bytes, max_bytes: int, start: int, strip_cr: bool
     ) -> bytes | None:
-        """:meth:`take_until` with parts: search the last part only (and
-        across its start), where the bytes not searched yet are."""
-        size = len(delimiter)
-        last = self.parts[-1]
-        total = len(self.data) - self.pos + self._parts_size
-        base = total - len(last)
-        if start < base - size + 1:
-            # Searched less than all but the last part (a read was cancelled):
-            # join them, and search as usual.
-            self._flatten()
-            return self.take_until(delimiter, max_bytes, start, strip_cr)
-        found = -1
-        if start < base:
-            # The delimiter may begin before the last part and end in it.
-            probe = self._bytes_before_last(size - 1) + bytes(last[: size - 1])
-            at = probe.find(delimiter)
-            if 0 <= at < size - 1:
-                found = base - (size - 1) + at
-        if found < 0:
-            end = max_bytes + size - base
-            if end > 0:
-                at = last.find(delimiter, max(start - base, 0), end)
-                if at >= 0:
-                    found = base + at
-        if found < 0 or found > max_bytes:
-            if total >= max_bytes + size:  # (found > max_bytes: so is this)
-                raise DelimiterNotFoundError(delimiter, max_bytes, max_bytes + size)
-            self.searched = base + len(last) - size + 1 if total >= size else 0
-            return None
-        end = found
-        if strip_cr and end > 0 and self._byte_at(end - 1) == _CR:
-            end -= 1
-        result = self._take_prefix(end)
-        self._take_prefix(found + size - end)
-        if self.pos == len(self.data):
-            self.clear()
-        return result
-
-    def _bytes_before_last(self, count: int) -> bytes:
-        """The last *count* unread bytes before the last part."""
-        joined = b""
-        parts = self.parts
-        index = len(parts) - 2
-        while count and index >= 0:
-            piece = parts[index]
-            taken = bytes(piece[-count:])
-            joined = taken + joined
-            count -= len(taken)
-            index -= 1
-        if count:
-            data = self.data
-            joined = bytes(data[max(self.pos, len(data) - count) :]) + joined
-        return joined
-
-    def _byte_at(self, offset: int) -> int:
-        """The unread byte *offset* bytes in."""
-        left = len(self.data) - self.pos
-        if offset < left:
-            return self.data[self.pos + offset]
-        offset -= left
-        for part in self.parts:
-            if offset < len(part):
-                return part[offset]
-            offset -= len(part)
-        raise IndexError(offset)  # pragma: no cover
+        """:meth:`feed`, then :meth:`take_until`: the loop of a read waiting
+        for its delimiter.  While a big message arrives in pieces this is
+        one append and one search of the new bytes, in one call."""
+        data = self.data
+        if data is self._grown and not self.pos:
+            data += chunk
+            size = len(delimiter)
+            window = max_bytes + size
+            if data.find(delimiter, start, window) < 0:
+                if len(data) >= window:
+                    raise DelimiterNotFoundError(delimiter, max_bytes, window)
+                self.searched = len(data) - size + 1
+                return None
+        else:
+            self.feed(chunk)
+        return self.take_until(delimiter, max_bytes, start, strip_cr)
