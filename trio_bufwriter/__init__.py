@@ -11,6 +11,7 @@ from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
 from ._conflate import ConflatingWriter
 from ._conflation_stats import ConflationStatistics
 from ._core import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT
+from ._frames import FrameReader
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
 from ._open import open_buffered_stream, open_buffered_writer, open_conflating_writer
@@ -36,6 +37,7 @@ __all__ = [
     "Broadcaster",
     "BufferLimitError",
     "DelimiterNotFoundError",
+    "FrameReader",
     "IncompleteReadError",
     "BufferedReader",
     "BufferedStream",

@@ -28,11 +28,12 @@ How they differ from asyncio's ``StreamReader`` and anyio's
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, TypeVar, final
 
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 
+from ._frames import FrameReader, decode_buffered
 from ._receive_buffer import (
     DEFAULT_MAX_LINE,
     RECEIVE_SIZE,
@@ -40,6 +41,8 @@ from ._receive_buffer import (
     ReceiveBuffer,
 )
 from ._run_context import RUN_CONTEXT
+
+T = TypeVar("T")
 
 _BUSY = "another task is already receiving on this stream"
 
@@ -215,6 +218,78 @@ class _BufferedReads(trio.abc.ReceiveStream):
         if line is None:
             line = await self._receive_until(b"\n", max_bytes, True)
         return line
+
+    async def receive_frames(self, decode: Callable[[FrameReader], T]) -> list[T]:
+        """Receive frames, decoded by *decode*: every complete one there is.
+
+        *decode* is a plain (not async) function that reads one frame (a
+        request, a command, a message) from the :class:`FrameReader` it is
+        given, with its ``read_exactly``, ``read_until`` and ``read_line``,
+        and returns it (any object but a frame that read no bytes).  When a
+        frame is not all there, a read raises :exc:`trio.WouldBlock`; let it
+        propagate: every byte read for that frame becomes unread again, and
+        *decode* is called again from the frame's first byte once more bytes
+        have come.  So *decode* keeps no state of its own.
+
+        It returns, in order, the frames decoded from what is in the buffer
+        (or, if there is not one complete frame there, from what it must
+        then receive): at least one, or ``[]`` at end-of-file.  Nothing in
+        it awaits between two frames, so a server can answer a pipelined
+        batch with one ``receive_frames``, ``write()``\\s and one ``drain()``.
+
+        The limits are *decode*'s reads': ``read_line`` and ``read_until``
+        raise :exc:`DelimiterNotFoundError` past their *max_bytes*; check a
+        length you read from the peer before you pass it to
+        ``read_exactly``.
+
+        It is always a cancellation point; if the buffer holds a complete
+        frame it returns without receiving and without yielding to the
+        scheduler, otherwise it is a full checkpoint.  Cancelled, it returns
+        nothing, and every byte received stays in the buffer for the next
+        read.
+
+        Raises:
+          IncompleteReadError: the stream ended in the middle of a frame;
+              its ``partial`` holds the frame's bytes.
+          trio.BusyResourceError: another task is receiving.
+          trio.ClosedResourceError: the stream was closed.
+          trio.BrokenResourceError: the wrapped stream failed.
+          RuntimeError: *decode* returned without reading a byte.
+          Exception: whatever *decode* raises, other than
+              :exc:`trio.WouldBlock`.  The bytes of the frame it raised
+              for stay unread; if frames came before it, they are returned
+              first, and the error comes at the next call.
+        """
+        rbuf = self._rbuf
+        if rbuf.reading:
+            raise trio.BusyResourceError(_BUSY)
+        if RUN_CONTEXT is not None:
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                await checkpoint()  # raises Cancelled
+        else:  # pragma: no cover - only on a trio whose internals moved
+            await checkpoint_if_cancelled()
+        reader = FrameReader()
+        frames = decode_buffered(reader, rbuf, decode)
+        if frames:
+            return frames
+        rbuf.reading = True
+        try:
+            while True:
+                if not rbuf:
+                    rbuf.clear()  # (not to hold a big message's buffer while idle)
+                chunk = await self._receive_more(RECEIVE_SIZE)
+                if not chunk:
+                    if rbuf:
+                        raise IncompleteReadError(
+                            rbuf.take_all(), None, waiting_for="the rest of a frame"
+                        )
+                    return frames
+                rbuf.feed(chunk)
+                frames = decode_buffered(reader, rbuf, decode)
+                if frames:
+                    return frames
+        finally:
+            rbuf.reading = False
 
     # ------------------------------------------------------------------
     # When the buffer cannot answer

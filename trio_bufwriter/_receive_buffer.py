@@ -74,12 +74,13 @@ class IncompleteReadError(EOFError):
       partial: the bytes received before the end (maybe ``b""``): taken out
           of the buffer, so the next read finds the stream at its end.
       expected: how many bytes ``receive_exactly`` asked for; None for
-          ``receive_until`` and ``receive_line``.
+          ``receive_until``, ``receive_line`` and ``receive_frames``.
     """
 
-    def __init__(self, partial: bytes, expected: int | None) -> None:
-        wanted = "the delimiter" if expected is None else f"{expected} bytes"
-        super().__init__(f"end of stream after {len(partial)} bytes, waiting for {wanted}")
+    def __init__(self, partial: bytes, expected: int | None, *, waiting_for: str = "") -> None:
+        if not waiting_for:
+            waiting_for = "the delimiter" if expected is None else f"{expected} bytes"
+        super().__init__(f"end of stream after {len(partial)} bytes, waiting for {waiting_for}")
         self.partial = partial
         self.expected = expected
 

@@ -1,0 +1,212 @@
+"""Frames: a synchronous decoder run over the receive buffer (``receive_frames``).
+
+The awaited reads (``receive_line``, ``receive_exactly``...) cost an await
+each.  A server answering pipelined requests would rather parse every
+complete request it has received in one go, as asyncio's ``Protocol``,
+h11's ``next_event()`` and tokio's ``Decoder`` let it: synchronously, with
+no await until it needs more bytes.  ``receive_frames(decode)`` is that:
+*decode* is a plain function that reads one frame (a request, a command, a
+message) from a :class:`FrameReader`, with the same reads, synchronous; when
+the frame is not all there, a read raises :exc:`trio.WouldBlock`, and every
+byte *decode* read for that frame becomes unread again.  So *decode* keeps
+no state between calls: it starts each frame from its first byte.
+
+That is cheap because a read only moves the buffer's ``pos`` (takes never
+replace or change ``data``, see ``_receive_buffer.py``): giving the bytes
+back is putting ``pos`` back.  And a frame that arrives in many pieces is
+not searched again from its start each time: where a line search stopped is
+remembered (for the same line, at the same place in the frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar, final
+
+import trio
+
+from ._receive_buffer import (
+    _CR,
+    DEFAULT_MAX_LINE,
+    DelimiterNotFoundError,
+    ReceiveBuffer,
+    _slice,
+)
+
+T = TypeVar("T")
+
+_OUTSIDE = "a FrameReader can be read only inside the decode call it was passed to"
+
+
+@final
+class FrameReader:
+    """The received bytes, as a frame decoder passed to
+    :meth:`~BufferedStream.receive_frames` reads them: synchronously.
+
+    Each read takes bytes from the front of the buffer, as the awaited reads
+    of the same names do (with the same limits and errors), or raises
+    :exc:`trio.WouldBlock` if they are not all there yet.  Let that
+    propagate out of the decoder: ``receive_frames`` then makes every byte
+    read for the frame unread again, receives more, and calls the decoder
+    again from the frame's first byte.
+
+    A decoder may raise :exc:`trio.WouldBlock` itself, when it can tell
+    that the frame is not complete yet: the effect is the same.
+
+    Only valid during the decoder call it was passed to.
+    """
+
+    __slots__ = ("_rbuf", "_resume", "_start")
+
+    def __init__(self) -> None:
+        #: The buffer, during a decoder call only.
+        self._rbuf: ReceiveBuffer | None = None
+        #: Where the frame being decoded starts (``rbuf.pos``).
+        self._start = 0
+        #: After a line search ran out of bytes: (where in the frame it
+        #: began, its delimiter, how far it had searched).
+        self._resume: tuple[int, bytes, int] | None = None
+
+    @property
+    def unread(self) -> int:
+        """How many bytes are there to read, now."""
+        rbuf = self._rbuf
+        if rbuf is None:
+            raise RuntimeError(_OUTSIDE)
+        return len(rbuf)
+
+    def read_exactly(self, size: int) -> bytes:
+        """Read exactly *size* bytes.
+
+        Raises:
+          trio.WouldBlock: fewer are there (so far).
+          ValueError: *size* is negative.
+        """
+        rbuf = self._rbuf
+        if rbuf is None:
+            raise RuntimeError(_OUTSIDE)
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        data = rbuf.data
+        pos = rbuf.pos
+        end = pos + size
+        if end > len(data):
+            raise trio.WouldBlock
+        rbuf.pos = end
+        if type(data) is bytes:
+            return data[pos:end]
+        return _slice(data, pos, end)
+
+    def read_line(self, max_bytes: int = DEFAULT_MAX_LINE) -> bytes:
+        """Read a line; return it without its line ending (``\\n``, or
+        ``\\r\\n``), as :meth:`~BufferedStream.receive_line`.
+
+        Raises:
+          trio.WouldBlock: the line has not ended yet.
+          DelimiterNotFoundError: more than *max_bytes* bytes came without
+              a line ending.
+          ValueError: *max_bytes* is negative.
+        """
+        rbuf = self._rbuf
+        if rbuf is None:
+            raise RuntimeError(_OUTSIDE)
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        data = rbuf.data
+        pos = rbuf.pos
+        start = pos if self._resume is None else pos + self._resumed(b"\n")
+        found = data.find(b"\n", start, pos + max_bytes + 1)
+        if found < 0:
+            if len(data) - pos > max_bytes:
+                raise DelimiterNotFoundError(b"\n", max_bytes, max_bytes + 1)
+            self._resume = (pos - self._start, b"\n", len(data) - pos)
+            raise trio.WouldBlock
+        rbuf.pos = found + 1
+        if found > pos and data[found - 1] == _CR:
+            found -= 1
+        if type(data) is bytes:
+            return data[pos:found]
+        return _slice(data, pos, found)
+
+    def read_until(self, delimiter: bytes, max_bytes: int = DEFAULT_MAX_LINE) -> bytes:
+        """Read up to the next *delimiter*; return what came before it (the
+        delimiter is read too), as :meth:`~BufferedStream.receive_until`.
+
+        Raises:
+          trio.WouldBlock: the delimiter has not come yet.
+          DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
+              without it.
+          ValueError: *delimiter* is empty, or *max_bytes* negative.
+        """
+        rbuf = self._rbuf
+        if rbuf is None:
+            raise RuntimeError(_OUTSIDE)
+        if not delimiter:
+            raise ValueError("the delimiter must not be empty")
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        delimiter = bytes(delimiter)
+        start = 0 if self._resume is None else self._resumed(delimiter)
+        data = rbuf.take_until(delimiter, max_bytes, start, False)
+        if data is None:
+            self._resume = (rbuf.pos - self._start, delimiter, rbuf.searched)
+            raise trio.WouldBlock
+        return data
+
+    def _resumed(self, delimiter: bytes) -> int:
+        """Where to start searching for *delimiter*: past what was searched
+        in the last attempt at this frame, if it searched here for it."""
+        assert self._resume is not None
+        assert self._rbuf is not None
+        at, searched_for, searched = self._resume
+        if at == self._rbuf.pos - self._start and searched_for == delimiter:
+            return searched
+        return 0
+
+
+def decode_buffered(
+    reader: FrameReader, rbuf: ReceiveBuffer, decode: Callable[[FrameReader], T]
+) -> list[T]:
+    """Every frame *decode* can read from *rbuf* through *reader*, in order.
+
+    Stops at the end of the buffer, or at a frame *decode* raises
+    :exc:`trio.WouldBlock` for (its bytes are left unread).  If *decode*
+    raises anything else, the frame's bytes are left unread, and the error
+    propagates only if no frame came before it: otherwise the frames are
+    returned, and the error comes again at the next call.  (A
+    :exc:`BaseException` that is not an :exc:`Exception`, say
+    ``KeyboardInterrupt``, propagates at once, with every byte of this call
+    left unread.)
+
+    *reader* is the same from one call to the next while one
+    ``receive_frames`` feeds the buffer: it remembers where a line search
+    that ran out of bytes stopped.
+    """
+    frames: list[T] = []
+    first = rbuf.pos
+    reader._rbuf = rbuf
+    try:
+        while (start := rbuf.pos) < len(rbuf.data):
+            reader._start = start
+            try:
+                frames.append(decode(reader))
+            except trio.WouldBlock:
+                rbuf.pos = start
+                break
+            except Exception:
+                if not frames:
+                    raise
+                rbuf.pos = start
+                break
+            if rbuf.pos == start:
+                raise RuntimeError(
+                    f"{decode!r} returned a frame without reading a byte: "
+                    "it would be called forever"
+                )
+            reader._resume = None
+    except BaseException:
+        rbuf.pos = first
+        raise
+    finally:
+        reader._rbuf = None
+    return frames
