@@ -39,6 +39,44 @@ _OUTSIDE = "a FrameReader can be read only inside the decode call it was passed 
 
 
 @final
+class _Outside:
+    """What a :class:`FrameReader` reads outside a decoder call: an error.
+
+    (Rather than a ``None`` that every read would have to check for: the
+    reads are the decoders' hot path.)
+    """
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> bytes:
+        raise RuntimeError(_OUTSIDE)
+
+    @property
+    def pos(self) -> int:
+        raise RuntimeError(_OUTSIDE)
+
+    @pos.setter
+    def pos(self, value: int) -> None:  # pragma: no cover - data is read first
+        raise RuntimeError(_OUTSIDE)
+
+    @property
+    def searched(self) -> int:  # pragma: no cover - take_until raises first
+        raise RuntimeError(_OUTSIDE)
+
+    def __len__(self) -> int:
+        raise RuntimeError(_OUTSIDE)
+
+    def take_until(
+        self, delimiter: bytes, max_bytes: int, start: int, strip_cr: bool
+    ) -> bytes | None:
+        raise RuntimeError(_OUTSIDE)
+
+
+_OUTSIDE_BUFFER = _Outside()
+
+
+@final
 class FrameReader:
     """The received bytes, as a frame decoder passed to
     :meth:`~BufferedStream.receive_frames` reads them: synchronously.
@@ -60,7 +98,7 @@ class FrameReader:
 
     def __init__(self) -> None:
         #: The buffer, during a decoder call only.
-        self._rbuf: ReceiveBuffer | None = None
+        self._rbuf: ReceiveBuffer | _Outside = _OUTSIDE_BUFFER
         #: Where the frame being decoded starts (``rbuf.pos``).
         self._start = 0
         #: After a line search ran out of bytes: (where in the frame it
@@ -70,10 +108,7 @@ class FrameReader:
     @property
     def unread(self) -> int:
         """How many bytes are there to read, now."""
-        rbuf = self._rbuf
-        if rbuf is None:
-            raise RuntimeError(_OUTSIDE)
-        return len(rbuf)
+        return len(self._rbuf)
 
     def read_exactly(self, size: int) -> bytes:
         """Read exactly *size* bytes.
@@ -83,8 +118,6 @@ class FrameReader:
           ValueError: *size* is negative.
         """
         rbuf = self._rbuf
-        if rbuf is None:
-            raise RuntimeError(_OUTSIDE)
         if size < 0:
             raise ValueError("size must be >= 0")
         data = rbuf.data
@@ -108,15 +141,14 @@ class FrameReader:
           ValueError: *max_bytes* is negative.
         """
         rbuf = self._rbuf
-        if rbuf is None:
-            raise RuntimeError(_OUTSIDE)
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
         data = rbuf.data
         pos = rbuf.pos
         start = pos if self._resume is None else pos + self._resumed(b"\n")
         found = data.find(b"\n", start, pos + max_bytes + 1)
         if found < 0:
+            # (A negative max_bytes finds nothing, and comes here.)
+            if max_bytes < 0:
+                raise ValueError("max_bytes must be >= 0")
             if len(data) - pos > max_bytes:
                 raise DelimiterNotFoundError(b"\n", max_bytes, max_bytes + 1)
             self._resume = (pos - self._start, b"\n", len(data) - pos)
@@ -139,8 +171,6 @@ class FrameReader:
           ValueError: *delimiter* is empty, or *max_bytes* negative.
         """
         rbuf = self._rbuf
-        if rbuf is None:
-            raise RuntimeError(_OUTSIDE)
         if not delimiter:
             raise ValueError("the delimiter must not be empty")
         if max_bytes < 0:
@@ -157,7 +187,6 @@ class FrameReader:
         """Where to start searching for *delimiter*: past what was searched
         in the last attempt at this frame, if it searched here for it."""
         assert self._resume is not None
-        assert self._rbuf is not None
         at, searched_for, searched = self._resume
         if at == self._rbuf.pos - self._start and searched_for == delimiter:
             return searched
@@ -208,5 +237,5 @@ def decode_buffered(
         rbuf.pos = first
         raise
     finally:
-        reader._rbuf = None
+        reader._rbuf = _OUTSIDE_BUFFER
     return frames

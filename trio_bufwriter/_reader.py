@@ -59,6 +59,9 @@ class _BufferedReads(trio.abc.ReceiveStream):
 
     if TYPE_CHECKING:
         _rbuf: ReceiveBuffer
+        #: receive_frames's, kept from one call to the next (a fresh one
+        #: per call would cost more than some decoders).
+        _frame_reader: FrameReader
         #: Receive up to this many bytes from the wrapped stream; a full
         #: checkpoint.  (Called with ``_rbuf.reading`` set: one task at a time.)
         _receive_more: Callable[[int | None], Awaitable[bytes | bytearray]]
@@ -90,7 +93,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf.reading = True
         try:
             if not rbuf:
-                rbuf.clear()  # (not to hold a big message's buffer while idle)
+                rbuf.clear()  # (as in receive_frames)
                 return await self._receive_more(max_bytes)
             if max_bytes is None:
                 max_bytes = RECEIVE_SIZE
@@ -268,22 +271,26 @@ class _BufferedReads(trio.abc.ReceiveStream):
                 await checkpoint()  # raises Cancelled
         else:  # pragma: no cover - only on a trio whose internals moved
             await checkpoint_if_cancelled()
-        reader = FrameReader()
-        frames = decode_buffered(reader, rbuf, decode)
-        if frames:
-            return frames
+        reader = self._frame_reader
+        reader._resume = None
+        if rbuf.pos < len(rbuf.data):
+            frames = decode_buffered(reader, rbuf, decode)
+            if frames:
+                return frames
         rbuf.reading = True
         try:
             while True:
                 if not rbuf:
-                    rbuf.clear()  # (not to hold a big message's buffer while idle)
+                    # Not to hold on to the last chunk (or a big message's
+                    # bytearray) while waiting, maybe for a long time.
+                    rbuf.clear()
                 chunk = await self._receive_more(RECEIVE_SIZE)
                 if not chunk:
                     if rbuf:
                         raise IncompleteReadError(
                             rbuf.take_all(), None, waiting_for="the rest of a frame"
                         )
-                    return frames
+                    return []
                 rbuf.feed(chunk)
                 frames = decode_buffered(reader, rbuf, decode)
                 if frames:
@@ -300,6 +307,8 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf.reading = True
         try:
             while True:
+                if not rbuf:
+                    rbuf.clear()  # (as in receive_frames)
                 chunk = await self._receive_more(RECEIVE_SIZE)
                 if not chunk:
                     raise IncompleteReadError(rbuf.take_all(), size)
@@ -348,7 +357,7 @@ class BufferedReader(_BufferedReads):
           else should receive from it.
     """
 
-    __slots__ = ("_rbuf", "_receive_more", "_stream")
+    __slots__ = ("_frame_reader", "_rbuf", "_receive_more", "_stream")
 
     def __init__(self, stream: trio.abc.ReceiveStream) -> None:
         if not isinstance(stream, trio.abc.ReceiveStream):
@@ -357,6 +366,7 @@ class BufferedReader(_BufferedReads):
             )
         self._stream = stream
         self._rbuf = ReceiveBuffer()
+        self._frame_reader = FrameReader()
         # The reads receive straight from the wrapped stream.
         self._receive_more = stream.receive_some
 

@@ -42,6 +42,7 @@ import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from ._anyio import as_stream
+from ._frames import FrameReader
 from ._reader import _BufferedReads
 from ._receive_buffer import ReceiveBuffer
 from ._socket import DEFAULT_RECEIVE_SIZE, SocketSource, socket_source
@@ -89,7 +90,7 @@ class BufferedStream(_BufferedSendBase, _BufferedReads, trio.abc.HalfCloseableSt
     Usually made with :func:`open_buffered_stream`, which also runs the sender.
     """
 
-    __slots__ = ("_rbuf", "_source", "_transport")
+    __slots__ = ("_frame_reader", "_rbuf", "_source", "_transport")
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class BufferedStream(_BufferedSendBase, _BufferedReads, trio.abc.HalfCloseableSt
         self._transport = stream
         self._source: SocketSource | None = socket_source(stream)
         self._rbuf = ReceiveBuffer()
+        self._frame_reader = FrameReader()
 
     @property
     def transport_stream(self) -> trio.abc.Stream:
