@@ -68,6 +68,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(Literal|Iterable|Iterator|AsyncIterator|Unpack|TypeAlias|NoReturn)"),
     # Type aliases and TypedDicts that exist only for type checkers.
     (r"py:.*", r"(trio_bufwriter\._\w+\.)?(WriterOptions|BytesLike|Range|_BufferedSendBase)"),
+    # Type variables (receive_frames(decode: Callable[[FrameReader], T]) -> list[T]).
+    (r"py:.*", r"(trio_bufwriter\._\w+\.)?T"),
     (r"py:.*", r"(AbstractAsyncContextManager|TaskStatus)(\[.*\])?"),
 ]
 

@@ -95,10 +95,17 @@ def _(result: Any) -> None:
 
 @check("reads")
 def _(result: Any) -> None:
-    (header, frames, partial), error, line = result
+    (header, frames, partial), decoded, error, line = result
     assert header == b"FRAMES v1"
     assert frames == [b"one", b"", b"three"]
     assert partial == b"half"
+    # receive_frames: sent at once, one batch; in pieces, the same frames.
+    (header, batches, partial), (header_3, batches_3, partial_3) = decoded
+    assert header == header_3 == b"FRAMES v1"
+    assert batches == [[b"one", b"", b"three"]]
+    assert [frame for batch in batches_3 for frame in batch] == [b"one", b"", b"three"]
+    assert all(batches_3)
+    assert partial == partial_3 == b"\x00\x00\x00\nhalf"  # the length too
     assert (
         error
         == "no b'\\n' in the first 101 bytes received (max_bytes=100); they are left in the buffer"

@@ -3,7 +3,7 @@
 A key-value server: ``SET key value`` answers ``OK``, ``GET key`` answers
 ``VALUE value`` or ``MISSING``, anything else ``ERROR ...``.  A client may
 send many commands without waiting for the answers (pipelining); the server
-reads them with ``receive_line()``, answers each as soon as it has read it,
+takes every line it has received with ``receive_frames()``, answers each,
 and the writer puts all the answers to one batch of commands into one send.
 """
 
@@ -13,12 +13,7 @@ from functools import partial
 
 import trio
 
-from trio_bufwriter import (
-    BufferedStream,
-    IncompleteReadError,
-    WriterStatistics,
-    open_buffered_stream,
-)
+from trio_bufwriter import BufferedStream, FrameReader, WriterStatistics, open_buffered_stream
 
 
 def answer(store: dict[bytes, bytes], line: bytes) -> bytes:
@@ -34,16 +29,12 @@ def answer(store: dict[bytes, bytes], line: bytes) -> bytes:
 
 
 async def serve(store: dict[bytes, bytes], conn: BufferedStream) -> None:
-    while True:
-        try:
-            line = await conn.receive_line()  # at most 64 KiB, without b"\n"
-        except IncompleteReadError:
-            return  # the client closed
-        conn.write(answer(store, line))
-        if not conn.unread:
-            # The batch read is answered.  write() never blocks, so its
-            # answers piled up, and go out together as the next read waits.
-            await conn.drain()
+    # Every line received so far (at most 64 KiB each); [] once the client closed.
+    while lines := await conn.receive_frames(FrameReader.read_line):
+        for line in lines:
+            conn.write(answer(store, line))
+        # write() never blocks: the answers to a batch go out together.
+        await conn.drain()
 
 
 class Server:
