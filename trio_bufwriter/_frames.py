@@ -141,14 +141,13 @@ class FrameReader:
           ValueError: *max_bytes* is negative.
         """
         rbuf = self._rbuf
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
         data = rbuf.data
         pos = rbuf.pos
         start = pos if self._resume is None else pos + self._resumed(b"\n")
         found = data.find(b"\n", start, pos + max_bytes + 1)
         if found < 0:
-            # (A negative max_bytes finds nothing, and comes here.)
-            if max_bytes < 0:
-                raise ValueError("max_bytes must be >= 0")
             if len(data) - pos > max_bytes:
                 raise DelimiterNotFoundError(b"\n", max_bytes, max_bytes + 1)
             self._resume = (pos - self._start, b"\n", len(data) - pos)
