@@ -266,24 +266,25 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        if RUN_CONTEXT is not None:
-            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
-                await checkpoint()  # raises Cancelled
-        else:  # pragma: no cover - only on a trio whose internals moved
-            await checkpoint_if_cancelled()
         reader = self._frame_reader
         reader._resume = None
         if rbuf.pos < len(rbuf.data):
+            # (A receive below is a cancellation point of its own.)
+            if RUN_CONTEXT is not None:
+                if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                    await checkpoint()  # raises Cancelled
+            else:  # pragma: no cover - only on a trio whose internals moved
+                await checkpoint_if_cancelled()
             frames = decode_buffered(reader, rbuf, decode)
             if frames:
                 return frames
+        else:
+            # Not to hold on to the last chunk (or a big message's
+            # bytearray) while waiting, maybe for a long time.
+            rbuf.clear()
         rbuf.reading = True
         try:
             while True:
-                if not rbuf:
-                    # Not to hold on to the last chunk (or a big message's
-                    # bytearray) while waiting, maybe for a long time.
-                    rbuf.clear()
                 chunk = await self._receive_more(RECEIVE_SIZE)
                 if not chunk:
                     if rbuf:
@@ -291,7 +292,12 @@ class _BufferedReads(trio.abc.ReceiveStream):
                             rbuf.take_all(), None, waiting_for="the rest of a frame"
                         )
                     return []
-                rbuf.feed(chunk)
+                if rbuf.pos == len(rbuf.data):
+                    # (feed()'s first case, inlined: a receive per request.)
+                    rbuf.data = chunk
+                    rbuf.pos = 0
+                else:
+                    rbuf.feed(chunk)
                 frames = decode_buffered(reader, rbuf, decode)
                 if frames:
                     return frames
