@@ -19,11 +19,11 @@ It speaks RESP2 only.  redis-py 8 asks for RESP3 by default, so connect
 with ``redis.Redis(port=6380, protocol=2)``.
 
 Clients pipeline: they send a batch of commands, then read all the replies.
-The server answers a batch as it arrives: it parses every complete command
-in what it has received, executes each one and ``write()``s its reply (which
-never blocks), then calls ``drain()`` once.  The replies to a batch go out
-together: a pipeline of a thousand commands is answered in a handful of
-sends, not a thousand.
+The server answers a batch as it arrives: ``receive_frames`` decodes every
+complete command in what it has received, and the server executes each one
+and ``write()``s its reply (which never blocks), then calls ``drain()``
+once.  The replies to a batch go out together: a pipeline of a thousand
+commands is answered in a handful of sends, not a thousand.
 """
 
 from __future__ import annotations
@@ -35,10 +35,14 @@ from functools import partial
 
 import trio
 
-from trio_bufwriter import BufferedStream, open_buffered_stream
+from trio_bufwriter import (
+    BufferedStream,
+    DelimiterNotFoundError,
+    FrameReader,
+    IncompleteReadError,
+    open_buffered_stream,
+)
 
-#: The most bytes asked of the socket in one receive.
-RECEIVE_SIZE = 64 * 1024
 #: The most arguments in one command, and the longest argument (Redis's own
 #: limits); a client that announces more gets a protocol error.
 MAX_ARGUMENTS = 1024 * 1024
@@ -52,9 +56,8 @@ class ProtocolError(Exception):
     error and closes the connection; so does this server."""
 
 
-def _parse_length(buf: bytearray, start: int, end: int, limit: int, what: str) -> int:
-    """Parse the decimal number in ``buf[start:end]``; it must be at most *limit*."""
-    digits = bytes(buf[start:end])
+def _parse_length(digits: bytes, limit: int, what: str) -> int:
+    """Parse the decimal number *digits*; it must be at most *limit*."""
     # int() would also take "+5", " 5" and "5_0"; RESP does not.
     if not (digits.isdigit() or (digits[:1] == b"-" and digits[1:].isdigit())):
         raise ProtocolError(f"invalid {what} length {digits!r}")
@@ -64,62 +67,43 @@ def _parse_length(buf: bytearray, start: int, end: int, limit: int, what: str) -
     return length
 
 
-def parse_command(buf: bytearray, pos: int) -> tuple[list[bytes], int] | None:
-    """Parse the command that starts at ``buf[pos]``.
+def read_command(frame: FrameReader) -> list[bytes]:
+    """Read one command: its arguments (an empty list, for an empty line or
+    ``*0``, is a command to ignore).
 
-    Returns the command's arguments and the position just after it, or None
-    if *buf* does not hold all of it yet.  An empty list of arguments (an
-    empty line, or ``*0``) is a command to ignore.
-
-    It keeps no state: a command that is not all there yet is parsed again
-    from its start when more arrives.  That stays cheap for what clients
-    send, since a value still arriving is skipped by its length, not scanned.
+    A plain function, for :meth:`~trio_bufwriter.BufferedStream.receive_frames`:
+    when the command is not all there, a read raises :exc:`trio.WouldBlock`,
+    and it is read again from its start once more has come.  That stays
+    cheap for what clients send, since a value still arriving is skipped by
+    its length, not scanned.  (A header line may end in a bare ``\\n``, as an
+    inline command may; Redis wants ``\\r\\n``.)
 
     Raises:
       ProtocolError: what is there is not a command.
     """
-    if buf[pos] != ord("*"):
-        return _parse_inline(buf, pos)
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        if len(buf) - pos > MAX_LINE:
-            raise ProtocolError("too big multibulk count")
-        return None
-    count = _parse_length(buf, pos + 1, end, MAX_ARGUMENTS, "multibulk")
-    pos = end + 2
+    try:
+        line = frame.read_line(MAX_LINE)
+    except DelimiterNotFoundError:
+        kind = "multibulk count" if frame.read_exactly(1) == b"*" else "inline request"
+        raise ProtocolError(f"too big {kind}") from None
+    if line[:1] != b"*":
+        return line.split()  # an inline command
     arguments = []
-    for _ in range(count):
-        if pos >= len(buf):
-            return None
-        if buf[pos] != ord("$"):
-            raise ProtocolError(f"expected '$', got {chr(buf[pos])!r}")
-        end = buf.find(b"\r\n", pos)
-        if end < 0:
-            if len(buf) - pos > MAX_LINE:
-                raise ProtocolError("too big bulk length")
-            return None
-        size = _parse_length(buf, pos + 1, end, MAX_BULK, "bulk")
+    for _ in range(_parse_length(line[1:], MAX_ARGUMENTS, "multibulk")):
+        try:
+            header = frame.read_line(MAX_LINE)
+        except DelimiterNotFoundError:
+            raise ProtocolError("too big bulk length") from None
+        if header[:1] != b"$":
+            raise ProtocolError(f"expected '$', got {header[:1].decode('latin-1')!r}")
+        size = _parse_length(header[1:], MAX_BULK, "bulk")
         if size < 0:
             raise ProtocolError(f"invalid bulk length {size}")
-        start = end + 2
-        end = start + size
-        if end + 2 > len(buf):
-            return None
-        if buf[end : end + 2] != b"\r\n":
+        value = frame.read_exactly(size + 2)  # and its CRLF, in one read
+        if value[size:] != b"\r\n":
             raise ProtocolError("bulk string not followed by CRLF")
-        arguments.append(bytes(buf[start:end]))
-        pos = end + 2
-    return arguments, pos
-
-
-def _parse_inline(buf: bytearray, pos: int) -> tuple[list[bytes], int] | None:
-    """Parse an inline command: one line, arguments separated by spaces."""
-    end = buf.find(b"\n", pos)
-    if end < 0:
-        if len(buf) - pos > MAX_LINE:
-            raise ProtocolError("too big inline request")
-        return None
-    return bytes(buf[pos:end]).split(), end + 1
+        arguments.append(value[:size])
+    return arguments
 
 
 def simple(text: bytes) -> bytes:
@@ -223,36 +207,33 @@ class RespServer:
         try:
             async with open_buffered_stream(stream) as conn:
                 await self.serve_connection(conn)
-        except trio.BrokenResourceError:
+        except (trio.BrokenResourceError, IncompleteReadError):
             pass  # The client went away mid-exchange: nobody is left to answer.
 
     async def serve_connection(self, conn: BufferedStream) -> None:
         """Answer the commands received on *conn* until end-of-file or a protocol error."""
-        buf = bytearray()
-        while data := await conn.receive_some(RECEIVE_SIZE):
-            buf += data
-            pos = 0
-            try:
-                # Every complete command received so far.  Nothing in here
-                # yields, so the replies pile up in the writer's buffer ...
-                while pos < len(buf) and (parsed := parse_command(buf, pos)) is not None:
-                    arguments, pos = parsed
+        try:
+            # Every complete command received so far, decoded without an
+            # await in between: their replies pile up in the writer's buffer.
+            while commands := await conn.receive_frames(read_command):
+                for arguments in commands:
                     if arguments:
                         conn.write(self.execute(arguments))
-            except ProtocolError as exc:
-                conn.write(error(f"ERR Protocol error: {exc}"))
-                return  # Leaving the block sends the replies, then closes.
-            # ... and keep whatever partial command is left for the next receive.
-            del buf[:pos]
-            # One drain per batch.  Below the high-water mark it returns at
-            # once, and the sender sends the whole batch while we wait for
-            # the next one.  Above it, we stop reading until the client has
-            # taken its replies, and TCP makes the client wait for us in
-            # turn.  (Redis instead buffers replies without limit: a client
-            # that sends a whole pipeline before reading any reply, as
-            # redis-py does, deadlocks against this server if the replies
-            # outgrow the kernel's socket buffers, megabytes on loopback.)
-            await conn.drain()
+                # One drain per batch.  Below the high-water mark it returns
+                # at once, and the sender sends the whole batch while we wait
+                # for the next one.  Above it, we stop reading until the
+                # client has taken its replies, and TCP makes the client wait
+                # for us in turn.  (Redis instead buffers replies without
+                # limit: a client that sends a whole pipeline before reading
+                # any reply, as redis-py does, deadlocks against this server
+                # if the replies outgrow the kernel's socket buffers,
+                # megabytes on loopback.)
+                await conn.drain()
+        except ProtocolError as exc:
+            # (The commands before it were answered: receive_frames returns
+            # them first, and raises at the next call.)
+            conn.write(error(f"ERR Protocol error: {exc}"))
+            # Leaving the block sends the replies, then closes.
 
 
 async def serve(

@@ -1,5 +1,5 @@
 """examples/resp_server.py: redis-py's commands and pipelines, error replies, the
-parser on partial and malformed input, and the script itself."""
+decoder on partial and malformed input, and the script itself."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import pytest
 import redis
 import trio
 from script_testing import EXAMPLES, load_script
+from test_reads import ChunkSource
+
+from trio_bufwriter import BufferedReader, IncompleteReadError
 
 RESP_SERVER = EXAMPLES / "resp_server.py"
 
@@ -218,19 +221,40 @@ async def test_a_protocol_error_is_answered_and_the_connection_closed() -> None:
     assert received == b"+PONG\r\n-ERR Protocol error: invalid bulk length b'x'\r\n"
 
 
-def test_the_parser_waits_for_the_rest_of_a_command_split_anywhere() -> None:
+async def test_a_client_that_leaves_in_the_middle_of_a_command_leaves_the_server_serving() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, resp.RespServer())
+            async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+                await client.send_all(b"PING\r\n*2\r\n$3\r\nGET\r\n")
+                await client.send_eof()
+                assert await _receive_all(client) == b"+PONG\r\n"
+            assert await _with_redis(port, lambda client: client.ping()) is True
+            nursery.cancel_scope.cancel()
+
+
+async def _decode(chunks: list[bytes]) -> list[list[bytes]]:
+    """What read_command decodes from *chunks*, received one by one."""
+    commands = []
+    with trio.fail_after(10):
+        async with BufferedReader(ChunkSource(chunks)) as reader:
+            while batch := await reader.receive_frames(resp.read_command):
+                commands += batch
+    return commands
+
+
+async def test_the_decoder_waits_for_the_rest_of_a_command_split_anywhere() -> None:
     command = b"*3\r\n$3\r\nSET\r\n$4\r\nk\r\ny\r\n$0\r\n\r\n"
-    for cut in range(len(command)):
-        assert resp.parse_command(bytearray(command[:cut] or b"*"), 0) is None, cut
     tail = b"PING\r\n"
-    assert resp.parse_command(bytearray(command + tail), 0) == (
-        [b"SET", b"k\r\ny", b""],
-        len(command),
-    )
-    assert resp.parse_command(bytearray(command + tail), len(command)) == (
-        [b"PING"],
-        len(command) + len(tail),
-    )
+    for cut in range(1, len(command)):
+        decoded = await _decode([command[:cut], command[cut:] + tail])
+        assert decoded == [[b"SET", b"k\r\ny", b""], [b"PING"]], cut
+
+
+async def test_a_command_cut_short_by_the_end_of_the_stream_is_an_incomplete_read() -> None:
+    with pytest.raises(IncompleteReadError) as caught:
+        await _decode([b"PING\r\n*2\r\n$3\r\nGET\r\n"])
+    assert caught.value.partial == b"*2\r\n$3\r\nGET\r\n"
 
 
 @pytest.mark.parametrize(
@@ -248,9 +272,9 @@ def test_the_parser_waits_for_the_rest_of_a_command_split_anywhere() -> None:
         (b"x" * (64 * 1024 + 1), "too big inline request"),
     ],
 )
-def test_the_parser_rejects_what_is_not_resp(data: bytes, message: str) -> None:
+async def test_the_decoder_rejects_what_is_not_resp(data: bytes, message: str) -> None:
     with pytest.raises(resp.ProtocolError) as caught:
-        resp.parse_command(bytearray(data), 0)
+        await _decode([data])
     assert str(caught.value) == message
 
 

@@ -21,6 +21,10 @@ from typing import Protocol
 
 import trio
 
+from trio_bufwriter import FrameReader
+from trio_bufwriter._frames import decode_buffered
+from trio_bufwriter._receive_buffer import ReceiveBuffer
+
 #: The repository's root, which holds ``examples/``.
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -65,36 +69,44 @@ class RespCommands:
     """The commands received on one RESP connection, answered by the example's code.
 
     :meth:`replies` takes what one receive gave and yields the reply to each
-    complete command in it, in order, using ``parse_command`` and
+    complete command in it, in order, using ``read_command`` and
     ``RespServer.execute`` from ``examples/resp_server.py``.  A partial
     command is kept for the next receive.
+
+    The example decodes with ``receive_frames(read_command)``; this runs the
+    same decoder over the same receive buffer, sans-IO (the library's private
+    ``ReceiveBuffer`` and ``decode_buffered``), so that every variant parses
+    exactly as the example does and they differ only in how they receive
+    and send.
     """
 
     def __init__(self, example: ModuleType, server: Executes) -> None:
-        self._parse: Callable[[bytearray, int], tuple[list[bytes], int] | None]
-        self._parse = example.parse_command
+        self._decode: Callable[[FrameReader], list[bytes]] = example.read_command
         self._protocol_error: type[Exception] = example.ProtocolError
         self._error: Callable[[str], bytes] = example.error
         self._execute = server.execute
-        self._buf = bytearray()
+        self._buffer = ReceiveBuffer()
+        self._reader = FrameReader()
         #: Set after a protocol error: its reply was the last one, close now.
         self.closing = False
 
     def replies(self, data: bytes) -> Iterator[bytes]:
         """Yield the replies to the complete commands in what was received so far."""
-        buf = self._buf
-        buf += data
-        pos = 0
-        try:
-            while pos < len(buf) and (parsed := self._parse(buf, pos)) is not None:
-                arguments, pos = parsed
+        buffer = self._buffer
+        buffer.feed(data)
+        execute = self._execute
+        while True:
+            try:
+                commands = decode_buffered(self._reader, buffer, self._decode)
+            except self._protocol_error as exc:
+                self.closing = True
+                yield self._error(f"ERR Protocol error: {exc}")
+                return
+            if not commands:
+                return
+            for arguments in commands:
                 if arguments:
-                    yield self._execute(arguments)
-        except self._protocol_error as exc:
-            self.closing = True
-            yield self._error(f"ERR Protocol error: {exc}")
-            return
-        del buf[:pos]
+                    yield execute(arguments)
 
 
 def serve_trio(
