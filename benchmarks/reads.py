@@ -4,6 +4,10 @@ The same bytes, read the same way, in one process, by three readers:
 
 * ours: :class:`~trio_bufwriter.BufferedReader` (``receive_line``,
   ``receive_exactly``), under trio;
+* ours, decoding: the same reader's ``receive_frames``, with
+  ``FrameReader.read_line`` or a length-prefix decoder (one await per
+  receive rather than per read; asyncio and anyio have no such thing, so
+  its peers are their awaited reads);
 * asyncio: :class:`asyncio.StreamReader` (``readuntil``, ``readexactly``);
 * anyio: ``anyio.streams.buffered.BufferedByteReceiveStream``
   (``receive_until``, ``receive_exactly``) on anyio's trio backend.
@@ -48,6 +52,7 @@ import struct
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 from typing import TextIO
 
@@ -57,7 +62,7 @@ import anyio.lowlevel
 import trio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from trio_bufwriter import BufferedReader
+from trio_bufwriter import BufferedReader, FrameReader
 from trio_bufwriter._cli import positive_int
 
 from .bench._config import KiB, MiB
@@ -65,10 +70,11 @@ from .bench._report import align
 from .bench._stats import median, rotated
 
 OURS = "trio_bufwriter"
+OURS_FRAMES = "trio_bufwriter frames"
 ASYNCIO = "asyncio StreamReader"
 ANYIO = "anyio Buffered (trio)"
 #: The readers, in the order of the first round (later rounds rotate it).
-READERS = (OURS, ASYNCIO, ANYIO)
+READERS = (OURS, OURS_FRAMES, ASYNCIO, ANYIO)
 
 DEFAULT_ROUNDS = 5
 
@@ -231,6 +237,30 @@ async def _ours(workload: Workload, yields: bool) -> tuple[float, list[bytes]]:
     return seconds, results
 
 
+def _length_prefixed(frame: FrameReader) -> bytes:
+    """A frame: a 4-byte big-endian length, then that many bytes."""
+    (size,) = struct.unpack(">I", frame.read_exactly(4))
+    return frame.read_exactly(size)
+
+
+async def _ours_frames(workload: Workload, yields: bool) -> tuple[float, list[bytes]]:
+    reader = BufferedReader(_TrioSource(workload.chunks, yields))
+    results: list[bytes] = []
+    if workload.kind == "lines":
+        decode: Callable[[FrameReader], bytes] = partial(
+            FrameReader.read_line, max_bytes=workload.max_line
+        )
+    else:
+        decode = _length_prefixed
+    receive_frames = reader.receive_frames
+    start = perf_counter()
+    while frames := await receive_frames(decode):
+        results += frames
+    seconds = perf_counter() - start
+    await reader.aclose()
+    return seconds, results
+
+
 async def _asyncio(workload: Workload, yields: bool) -> tuple[float, list[bytes]]:
     reader = _FedStreamReader(workload.chunks, workload.max_line, yields)
     results = []
@@ -279,6 +309,8 @@ def run_reader(reader: str, workload: Workload, *, yields: bool = True) -> float
     """
     if reader == OURS:
         seconds, results = trio.run(_ours, workload, yields)
+    elif reader == OURS_FRAMES:
+        seconds, results = trio.run(_ours_frames, workload, yields)
     elif reader == ASYNCIO:
         seconds, results = asyncio.run(_asyncio(workload, yields))
     else:
