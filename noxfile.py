@@ -138,8 +138,9 @@ def servers(session: nox.Session) -> None:
 
 @nox.session
 def reads(session: nox.Session) -> None:
-    """The reads benchmark: receive_exactly / receive_until / receive_line
-    against asyncio's StreamReader and anyio's buffered stream, side by side."""
+    """The reads benchmark: receive_exactly / receive_until / receive_line, and
+    receive_frames, against asyncio's StreamReader and anyio's buffered
+    stream, side by side."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", "reads", *session.posargs)
 
