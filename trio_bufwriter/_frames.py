@@ -21,12 +21,11 @@ remembered (for the same line, at the same place in the frame).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar, final
+from typing import TypeVar, cast, final
 
 import trio
 
 from ._receive_buffer import (
-    _CR,
     DEFAULT_MAX_LINE,
     DelimiterNotFoundError,
     ReceiveBuffer,
@@ -43,37 +42,29 @@ class _Outside:
     """What a :class:`FrameReader` reads outside a decoder call: an error.
 
     (Rather than a ``None`` that every read would have to check for: the
-    reads are the decoders' hot path.)
+    reads are the decoders' hot path.)  It stands in for the buffer's bytes
+    and for the buffer; every read touches one of them first.
     """
 
     __slots__ = ()
 
-    @property
-    def data(self) -> bytes:
-        raise RuntimeError(_OUTSIDE)
-
-    @property
-    def pos(self) -> int:
-        raise RuntimeError(_OUTSIDE)
-
-    @pos.setter
-    def pos(self, value: int) -> None:  # pragma: no cover - data is read first
-        raise RuntimeError(_OUTSIDE)
-
-    @property
-    def searched(self) -> int:  # pragma: no cover - take_until raises first
-        raise RuntimeError(_OUTSIDE)
-
     def __len__(self) -> int:
         raise RuntimeError(_OUTSIDE)
 
-    def take_until(
-        self, delimiter: bytes, max_bytes: int, start: int, strip_cr: bool
-    ) -> bytes | None:
+    def find(self, *args: object) -> int:
+        raise RuntimeError(_OUTSIDE)
+
+    @property
+    def pos(self) -> int:  # pragma: no cover - the bytes are read first
+        raise RuntimeError(_OUTSIDE)
+
+    @pos.setter
+    def pos(self, value: int) -> None:
         raise RuntimeError(_OUTSIDE)
 
 
-_OUTSIDE_BUFFER = _Outside()
+_OUTSIDE_DATA = cast(bytes, _Outside())
+_OUTSIDE_BUFFER = cast(ReceiveBuffer, _Outside())
 
 
 @final
@@ -94,12 +85,16 @@ class FrameReader:
     Only valid during the decoder call it was passed to.
     """
 
-    __slots__ = ("_rbuf", "_resume", "_start")
+    __slots__ = ("_data", "_pos", "_rbuf", "_resume", "_start")
 
     def __init__(self) -> None:
-        #: The buffer, during a decoder call only.
-        self._rbuf: ReceiveBuffer | _Outside = _OUTSIDE_BUFFER
-        #: Where the frame being decoded starts (``rbuf.pos``).
+        # During a decoder call: the buffer, and its bytes and position,
+        # which the reads use (one attribute fewer to go through than the
+        # buffer's own; decode_buffered puts the position back in it).
+        self._rbuf = _OUTSIDE_BUFFER
+        self._data: bytes | bytearray = _OUTSIDE_DATA
+        self._pos = 0
+        #: Where the frame being decoded starts.
         self._start = 0
         #: After a line search ran out of bytes: (where in the frame it
         #: began, its delimiter, how far it had searched).
@@ -108,7 +103,7 @@ class FrameReader:
     @property
     def unread(self) -> int:
         """How many bytes are there to read, now."""
-        return len(self._rbuf)
+        return len(self._data) - self._pos
 
     def read_exactly(self, size: int) -> bytes:
         """Read exactly *size* bytes.
@@ -117,15 +112,14 @@ class FrameReader:
           trio.WouldBlock: fewer are there (so far).
           ValueError: *size* is negative.
         """
-        rbuf = self._rbuf
-        if size < 0:
-            raise ValueError("size must be >= 0")
-        data = rbuf.data
-        pos = rbuf.pos
+        data = self._data
+        pos = self._pos
         end = pos + size
         if end > len(data):
             raise trio.WouldBlock
-        rbuf.pos = end
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        self._pos = end
         if type(data) is bytes:
             return data[pos:end]
         return _slice(data, pos, end)
@@ -140,11 +134,10 @@ class FrameReader:
               a line ending.
           ValueError: *max_bytes* is negative.
         """
-        rbuf = self._rbuf
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
-        data = rbuf.data
-        pos = rbuf.pos
+        data = self._data
+        pos = self._pos
         start = pos if self._resume is None else pos + self._resumed(b"\n")
         found = data.find(b"\n", start, pos + max_bytes + 1)
         if found < 0:
@@ -152,8 +145,8 @@ class FrameReader:
                 raise DelimiterNotFoundError(b"\n", max_bytes, max_bytes + 1)
             self._resume = (pos - self._start, b"\n", len(data) - pos)
             raise trio.WouldBlock
-        rbuf.pos = found + 1
-        if found > pos and data[found - 1] == _CR:
+        self._pos = found + 1
+        if found > pos and data[found - 1] == 13:  # b"\r"
             found -= 1
         if type(data) is bytes:
             return data[pos:found]
@@ -169,17 +162,19 @@ class FrameReader:
               without it.
           ValueError: *delimiter* is empty, or *max_bytes* negative.
         """
-        rbuf = self._rbuf
         if not delimiter:
             raise ValueError("the delimiter must not be empty")
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         delimiter = bytes(delimiter)
         start = 0 if self._resume is None else self._resumed(delimiter)
+        rbuf = self._rbuf
+        rbuf.pos = self._pos
         data = rbuf.take_until(delimiter, max_bytes, start, False)
         if data is None:
-            self._resume = (rbuf.pos - self._start, delimiter, rbuf.searched)
+            self._resume = (self._pos - self._start, delimiter, rbuf.searched)
             raise trio.WouldBlock
+        self._pos = rbuf.pos
         return data
 
     def _resumed(self, delimiter: bytes) -> int:
@@ -187,7 +182,7 @@ class FrameReader:
         in the last attempt at this frame, if it searched here for it."""
         assert self._resume is not None
         at, searched_for, searched = self._resume
-        if at == self._rbuf.pos - self._start and searched_for == delimiter:
+        if at == self._pos - self._start and searched_for == delimiter:
             return searched
         return 0
 
@@ -212,29 +207,35 @@ def decode_buffered(
     """
     frames: list[T] = []
     first = rbuf.pos
+    data = rbuf.data
     reader._rbuf = rbuf
+    reader._data = data
+    reader._pos = first
+    end = len(data)
     try:
-        while (start := rbuf.pos) < len(rbuf.data):
+        while (start := reader._pos) < end:
             reader._start = start
             try:
                 frames.append(decode(reader))
             except trio.WouldBlock:
-                rbuf.pos = start
+                reader._pos = start
                 break
             except Exception:
                 if not frames:
                     raise
-                rbuf.pos = start
+                reader._pos = start
                 break
-            if rbuf.pos == start:
+            if reader._pos == start:
                 raise RuntimeError(
                     f"{decode!r} returned a frame without reading a byte: "
                     "it would be called forever"
                 )
             reader._resume = None
     except BaseException:
-        rbuf.pos = first
+        reader._pos = first
         raise
     finally:
+        rbuf.pos = reader._pos
         reader._rbuf = _OUTSIDE_BUFFER
+        reader._data = _OUTSIDE_DATA
     return frames
