@@ -32,6 +32,7 @@ import argparse
 import signal
 from collections.abc import Callable
 from functools import partial
+from typing import NoReturn
 
 import trio
 
@@ -94,16 +95,24 @@ def read_command(frame: FrameReader) -> list[bytes]:
             header = frame.read_line(MAX_LINE)
         except DelimiterNotFoundError:
             raise ProtocolError("too big bulk length") from None
-        if header[:1] != b"$":
-            raise ProtocolError(f"expected '$', got {header[:1].decode('latin-1')!r}")
-        size = _parse_length(header[1:], MAX_BULK, "bulk")
-        if size < 0:
+        digits = header[1:]
+        if header[:1] != b"$" or not digits.isdigit():
+            _bad_bulk_header(header)  # (raises)
+        size = int(digits)
+        if size > MAX_BULK:
             raise ProtocolError(f"invalid bulk length {size}")
         value = frame.read_exactly(size + 2)  # and its CRLF, in one read
         if value[size:] != b"\r\n":
             raise ProtocolError("bulk string not followed by CRLF")
         arguments.append(value[:size])
     return arguments
+
+
+def _bad_bulk_header(header: bytes) -> NoReturn:
+    """Raise the error for a bulk string's header that is not ``$<length>``."""
+    if header[:1] != b"$":
+        raise ProtocolError(f"expected '$', got {header[:1].decode('latin-1')!r}")
+    raise ProtocolError(f"invalid bulk length {_parse_length(header[1:], MAX_BULK, 'bulk')}")
 
 
 def simple(text: bytes) -> bytes:
