@@ -11,11 +11,12 @@ the frame is not all there, a read raises :exc:`trio.WouldBlock`, and every
 byte *decode* read for that frame becomes unread again.  So *decode* keeps
 no state between calls: it starts each frame from its first byte.
 
-That is cheap because a read only moves the buffer's ``pos`` (takes never
-replace or change ``data``, see ``_receive_buffer.py``): giving the bytes
-back is putting ``pos`` back.  And a frame that arrives in many pieces is
-not searched again from its start each time: where a line search stopped is
-remembered (for the same line, at the same place in the frame).
+That is cheap because a read only moves a position in the buffer's bytes
+(nothing replaces or changes them between two feeds, see
+``_receive_buffer.py``): giving the bytes back is putting it back.  And a
+frame that arrives in many pieces is not searched again from its start
+each time: where a line search stopped is remembered (for the same line,
+at the same place in the frame).
 """
 
 from __future__ import annotations

@@ -292,12 +292,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
                             rbuf.take_all(), None, waiting_for="the rest of a frame"
                         )
                     return []
-                if rbuf.pos == len(rbuf.data):
-                    # (feed()'s first case, inlined: a receive per request.)
-                    rbuf.data = chunk
-                    rbuf.pos = 0
-                else:
-                    rbuf.feed(chunk)
+                rbuf.feed(chunk)
                 frames = decode_buffered(reader, rbuf, decode)
                 if frames:
                     return frames
