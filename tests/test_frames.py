@@ -753,26 +753,6 @@ async def test_a_second_reader_while_receive_frames_waits_is_a_busy_error(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_receive_frames_while_another_read_waits_is_a_busy_error(kind: str) -> None:
-    with trio.fail_after(5):
-        s, r = trio.testing.memory_stream_pair()
-        reads = open_reads(kind, r)
-        async with trio.open_nursery() as nursery:
-            if isinstance(reads, BufferedStream):
-                await nursery.start(reads.run)
-            await s.send_all(b"\x00\x01a")
-            nursery.start_soon(reads.receive_exactly, 10)
-            await settle()
-            with pytest.raises(trio.BusyResourceError, match="already receiving"):
-                await reads.receive_frames(length_prefixed)
-            await s.send_all(b"1234567")
-            await settle()
-            assert reads.unread == 0
-            await reads.aclose()
-            await s.aclose()
-
-
-@pytest.mark.parametrize("kind", KINDS)
 async def test_receive_frames_after_aclose_raises_closed(kind: str) -> None:
     with trio.fail_after(5):
         source = ChunkSource([b"a\nrest"])

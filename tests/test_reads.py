@@ -21,6 +21,7 @@ from trio_bufwriter import (
     BufferedReader,
     BufferedStream,
     DelimiterNotFoundError,
+    FrameReader,
     IncompleteReadError,
 )
 from trio_bufwriter._receive_buffer import ReceiveBuffer
@@ -453,8 +454,9 @@ def test_a_reader_wraps_only_receive_streams() -> None:
         lambda r: r.receive_exactly(1),
         lambda r: r.receive_until(b"-"),
         lambda r: r.receive_line(),
+        lambda r: r.receive_frames(FrameReader.read_line),
     ],
-    ids=["some", "exactly", "until", "line"],
+    ids=["some", "exactly", "until", "line", "frames"],
 )
 async def test_a_second_reader_is_a_busy_error(
     kind: str, second: Callable[[Reads], Awaitable[object]]
