@@ -67,7 +67,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(TypeError|ValueError|RuntimeError|KeyboardInterrupt|OSError)"),
     (r"py:.*", r"(Literal|Iterable|Iterator|AsyncIterator|Unpack|TypeAlias|NoReturn)"),
     # Type aliases and TypedDicts that exist only for type checkers.
-    (r"py:.*", r"(trio_bufwriter\._\w+\.)?(WriterOptions|BytesLike|Range|_BufferedSendBase)"),
+    (r"py:.*", r"(trio_bufwriter\._\w+\.)?(WriterOptions|BytesLike|Range|WriterStatistics_)"),
     # Type variables (receive_frames(decode: Callable[[FrameReader], T]) -> list[T]).
     (r"py:.*", r"(trio_bufwriter\._\w+\.)?T"),
     (r"py:.*", r"(AbstractAsyncContextManager|TaskStatus)(\[.*\])?"),

@@ -11,7 +11,7 @@ from test_socket_fast_path import receive_exactly, tcp_pair
 from writer_testing import ControlledStream, running, settle
 
 from trio_bufwriter import BufferedWriter
-from trio_bufwriter._write_path import BY_REFERENCE_MIN
+from trio_bufwriter._writer import BY_REFERENCE_MIN
 
 
 class IdentityRecorder(ControlledStream):

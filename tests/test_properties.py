@@ -53,7 +53,7 @@ from hypothesis import event, example, given, note
 from hypothesis import strategies as st
 from trio.lowlevel import checkpoint
 
-import trio_bufwriter._write_path
+import trio_bufwriter._writer
 from trio_bufwriter import (
     DEFAULT_HIGH_WATER,
     DEFAULT_MAX_SEND_SIZE,
@@ -66,7 +66,7 @@ from trio_bufwriter import (
 Writer: TypeAlias = "BufferedWriter | BufferedStream"
 
 #: write() queues a ``bytes`` at least this long by reference instead of copying it.
-BY_REFERENCE_MIN: int = trio_bufwriter._write_path.BY_REFERENCE_MIN
+BY_REFERENCE_MIN: int = trio_bufwriter._writer.BY_REFERENCE_MIN
 
 # ----------------------------------------------------------------------
 # Records

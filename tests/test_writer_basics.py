@@ -242,6 +242,9 @@ async def test_writelines_does_not_yield() -> None:
     with trio.testing.assert_no_checkpoints():
         writer.writelines([b"a"] * 1000)
     assert writer.buffered == 1000
+    # Its sender never ran: aclose() says so, and discards the bytes.
+    with pytest.raises(RuntimeError, match=r"run\(\) was never started"):
+        await writer.aclose()
 
 
 # ----------------------------------------------------------------------

@@ -9,9 +9,9 @@ from typing import TypeVar
 import trio
 import trio.testing
 
-from trio_bufwriter._writer import _BufferedSendBase
+from trio_bufwriter import BufferedStream, BufferedWriter
 
-W = TypeVar("W", bound=_BufferedSendBase)
+W = TypeVar("W", BufferedWriter, BufferedStream)
 
 
 class ControlledStream(trio.abc.HalfCloseableStream):

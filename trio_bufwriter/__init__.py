@@ -10,7 +10,6 @@ from types import FunctionType as _FunctionType
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
 from ._conflate import ConflatingWriter
 from ._conflation_stats import ConflationStatistics
-from ._core import DEFAULT_HIGH_WATER, DEFAULT_MAX_SEND_SIZE, DEFAULT_NOTSENT_LOWAT
 from ._frames import FrameReader
 from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
@@ -22,7 +21,12 @@ from ._reader import BufferedReader
 from ._receive_buffer import DEFAULT_MAX_LINE, DelimiterNotFoundError, IncompleteReadError
 from ._state import PositionalStatistics, WriterState, WriterStatistics
 from ._stream import BufferedStream
-from ._writer import BufferedWriter
+from ._writer import (
+    DEFAULT_HIGH_WATER,
+    DEFAULT_MAX_SEND_SIZE,
+    DEFAULT_NOTSENT_LOWAT,
+    BufferedWriter,
+)
 
 __version__ = "0.1.0.dev0"
 

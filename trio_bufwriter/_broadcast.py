@@ -12,7 +12,7 @@ from ._buffers import BytesLike, bad_data
 from ._conflate import ConflatingWriter
 from ._limits import BufferLimitError
 from ._stream import BufferedStream
-from ._writer import BufferedWriter, _BufferedSendBase
+from ._writer import BufferedWriter
 
 #: What a Broadcaster holds.
 Subscriber = BufferedWriter | BufferedStream | ConflatingWriter
@@ -75,7 +75,7 @@ class Broadcaster:
     def add(self, writer: Subscriber) -> None:
         """Subscribe *writer* (a :class:`BufferedWriter`, :class:`BufferedStream`
         or :class:`ConflatingWriter`)."""
-        if not isinstance(writer, _BufferedSendBase | ConflatingWriter):
+        if not isinstance(writer, BufferedWriter | BufferedStream | ConflatingWriter):
             raise TypeError(
                 "expected a BufferedWriter, BufferedStream or ConflatingWriter, "
                 f"not {type(writer).__name__!r}"

@@ -111,9 +111,10 @@ class ConflatingWriter:
     def __init__(
         self, writer: BufferedWriter | BufferedStream, *, max_keys: int | None = None
     ) -> None:
-        from ._writer import _BufferedSendBase
+        from ._stream import BufferedStream
+        from ._writer import BufferedWriter
 
-        if not isinstance(writer, _BufferedSendBase):
+        if not isinstance(writer, BufferedWriter | BufferedStream):
             raise TypeError(
                 f"expected a BufferedWriter or BufferedStream, not {type(writer).__name__!r}"
             )
@@ -242,7 +243,7 @@ class ConflatingWriter:
         writer = self._writer
         # The fast path, for a consumer that keeps up: writer.need_drain,
         # inlined (it is most of the cost of a keyed write otherwise).
-        if not pending and len(writer._buf) + writer._inflight <= writer._high_water:
+        if not pending and writer.buffered <= writer.high_water:
             hash(key)  # the same TypeError as when it has to wait
             try:
                 writer.write(frame)

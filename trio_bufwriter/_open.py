@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import anyio.abc
     from typing_extensions import Unpack
 
-    from ._core import WriterOptions
+    from ._options import WriterOptions
 
 if sys.version_info < (3, 11):  # pragma: no cover
     # trio itself depends on the backport on these Pythons.

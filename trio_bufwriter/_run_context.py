@@ -1,34 +1,35 @@
-"""What the writer reads of trio's run context, cheaply.
+"""The only module that reads trio's private internals, and its public fallbacks.
 
-Two questions on the hot paths, each answered by one attribute chain on
-trio's thread-local run context where this trio has it, and by a public
-function where it does not:
+Two questions on the hot paths:
 
-* *Is the current task cancelled?*  ``drain()`` must be a cancellation
-  point, yet must not yield when it does not wait (a yield per message
-  would run the sender per message and defeat coalescing).
-  ``trio.lowlevel.checkpoint_if_cancelled()`` is exactly that, but costs
-  about 160 ns a call (a coroutine, ``current_task()``, a counter), which
-  is more than ``write()`` itself.  Its test is
-  ``RUN_CONTEXT.task._cancel_status.effectively_cancelled`` (it also looks
-  for a pending KeyboardInterrupt in KI-protected code, which drain() is
-  not).
-* *Has the current task yielded since some earlier moment?*  The socket
-  fast path sends one write per task step directly (see
-  ``_socket_fast_path.py``): a burst of writes made without yielding is
-  coalesced, while the next write after a yield goes straight out again.
-  trio counts every time a task yields in ``Task._schedule_points``, so
-  ``(task, task._schedule_points)`` names the step a task is in.
+* :func:`cancel_pending`: is the current task cancelled?  ``drain()`` and a
+  read the buffer answers must be cancellation points without yielding.
+  The fast answer is one attribute chain on trio's run context; the public
+  one, :func:`trio.current_effective_deadline` being ``-inf``, is exact too
+  but walks the cancel scopes (about 3x slower).
+* :func:`current_step`: has the current task yielded since an earlier
+  call?  trio counts a task's yields in ``Task._schedule_points``; without
+  it every call names the same step, and the writer's direct sends fall
+  back to "once per idle spell of the sender" (``DESIGN.md``).
+
+The choice is made once, at import: the internals when this trio has them,
+unless the environment variable ``TRIO_BUFWRITER_PUBLIC_ONLY`` is set to a
+non-empty value (CI runs the whole suite both ways).
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 
 def _find_run_context() -> Any:
+    if os.environ.get("TRIO_BUFWRITER_PUBLIC_ONLY"):
+        return None
     try:
         from trio._core._run import GLOBAL_RUN_CONTEXT, CancelStatus, Task
     except ImportError:  # pragma: no cover - a trio that moved its internals
@@ -38,22 +39,40 @@ def _find_run_context() -> Any:
         and hasattr(Task, "_schedule_points")
         and hasattr(CancelStatus, "effectively_cancelled")
     ):
-        return None  # pragma: no cover
+        return None  # pragma: no cover - a trio that renamed them
     return GLOBAL_RUN_CONTEXT
 
 
-#: trio's thread-local run context, or None to use the public fallbacks.
+#: trio's thread-local run context, or None: the public fallbacks are in use.
 RUN_CONTEXT: Any = _find_run_context()
 
+#: Whether the fast answers (trio's internals) are in use.
+USES_INTERNALS = RUN_CONTEXT is not None
 
-def current_step() -> tuple[object, int]:
-    """Name the step the current task is in: equal values mean it has not
-    yielded in between.
 
-    Without trio's internals, every call of one task names the same step
-    (the writer then resets its direct send only when its sender parks).
-    """
-    if RUN_CONTEXT is not None:
-        task = RUN_CONTEXT.task
-        return task, task._schedule_points
-    return trio.lowlevel.current_task(), 0  # pragma: no cover
+def _internal_cancel_pending() -> bool:
+    return RUN_CONTEXT.task._cancel_status.effectively_cancelled  # type: ignore[no-any-return]
+
+
+def _public_cancel_pending() -> bool:
+    return trio.current_effective_deadline() == -math.inf
+
+
+def _internal_step() -> tuple[object, int]:
+    task = RUN_CONTEXT.task
+    return task, task._schedule_points
+
+
+def _public_step() -> tuple[object, int]:
+    return trio.lowlevel.current_task(), 0
+
+
+#: Whether the current task is in a cancelled scope (so a checkpoint would
+#: raise :exc:`trio.Cancelled`); it never yields.
+cancel_pending: Callable[[], bool] = (
+    _internal_cancel_pending if USES_INTERNALS else _public_cancel_pending
+)
+
+#: The step the current task is in: equal values mean it has not yielded in
+#: between (with the public fallback, every call of a task is one step).
+current_step: Callable[[], tuple[object, int]] = _internal_step if USES_INTERNALS else _public_step

@@ -1,27 +1,13 @@
-"""What the writer does differently when it wraps a :class:`trio.SocketStream`.
+"""What the library does with a plain :class:`trio.SocketStream`'s descriptor.
 
-Four things, all measured on loopback TCP (see the benchmarks):
+* :class:`SocketSource`: a non-blocking ``read(2)`` for
+  :class:`~trio_bufwriter.BufferedStream`, which then chooses when to yield;
+* :func:`socket_error`: the one translation of a socket's ``OSError`` into
+  trio's exceptions (the sink in ``_sink.py`` uses it too);
+* :func:`set_notsent_lowat`: ``TCP_NOTSENT_LOWAT``, raised from trio's 16 KiB
+  to the writer's largest send so the kernel holds enough for one refill.
 
-* An idle writer sends at once.  When the sender task is parked with nothing
-  queued, ``write()`` hands the bytes straight to the kernel with one
-  non-blocking ``write(2)`` on the socket, as asyncio does, instead of waking
-  the sender and waiting for the scheduler to run it (which costs a ping-pong
-  round trip about 1.6x of plain ``send_all``'s).  Only the first write of a
-  task step goes this way (``_socket_fast_path.py``); the next ones in the
-  same step are queued and coalesced as usual.
-* A :class:`~trio_bufwriter.BufferedStream` receives with its own
-  non-blocking ``read(2)`` (:class:`SocketSource`), so that it can choose
-  when to yield (``_stream.py``).
-* The sender sends with its own non-blocking loop (:class:`SocketSink`)
-  instead of the stream's ``send_all``.
-* ``TCP_NOTSENT_LOWAT``.  trio sets it to 16 KiB on every ``SocketStream``,
-  so the kernel refuses to queue more than ~16 KiB of unsent bytes: a large
-  ``send_all`` then takes many trips through the event loop, and between two
-  sends the kernel runs dry while the writer prepares the next one.  The
-  writer raises it to the size of its largest send (explicitly, and only
-  when asked to by the ``notsent_lowat`` argument, which defaults to that),
-  so that the kernel holds enough to stay busy for one refill — trio's own
-  rule of thumb is "bandwidth x rescheduling interval".
+``DESIGN.md`` says why, with what was measured.
 """
 
 from __future__ import annotations
@@ -29,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Callable
 from contextlib import suppress
 from typing import final
 
@@ -38,71 +23,28 @@ import trio
 _CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
 
 
-@final
-class SocketSink:
-    """Non-blocking sends on a :class:`trio.SocketStream`'s file descriptor.
+def socket_error(exc: OSError) -> Exception:
+    """The trio exception for a socket's *exc*, as ``trio.SocketStream`` translates it:
+    :exc:`trio.ClosedResourceError` for a closed descriptor, else
+    :exc:`trio.BrokenResourceError` chained to *exc*.  Raise it as it is."""
+    error: Exception
+    if exc.errno in _CLOSED_ERRNOS:
+        error = trio.ClosedResourceError("the wrapped socket was already closed")
+        error.__suppress_context__ = True
+    else:
+        error = trio.BrokenResourceError(f"socket connection broken: {exc}")
+        error.__cause__ = exc
+    return error
 
-    :meth:`send_all` is what the sender task uses instead of the stream's own
-    ``send_all``: ``write(2)`` until it would block, then
-    :func:`trio.lowlevel.wait_writable`.  trio's ``send_all`` makes a full
-    checkpoint around every ``send(2)`` (a trip through the scheduler per
-    partial send), which holds a 1 MiB loopback transfer to about 0.78x of a
-    blocking socket even with ``TCP_NOTSENT_LOWAT`` raised; this loop reaches
-    ~1.0x (measured side by side, see the benchmarks).  It can only be
-    interrupted inside ``wait_writable``, so unlike trio's it always knows how
-    many bytes went out, and it never writes after the stream was closed:
-    closing the stream wakes ``wait_writable`` with ClosedResourceError, and
-    the descriptor is looked up before every write, so a number reused by
-    another file is never written to.
 
-    Errors are translated as ``trio.SocketStream.send_all`` translates them:
-    :exc:`trio.BrokenResourceError` chained to the :exc:`OSError`, or
-    :exc:`trio.ClosedResourceError`.
+def is_plain_socket_stream(stream: object) -> bool:
+    """Whether the writer and reader may use *stream*'s descriptor directly.
+
+    Only a :class:`trio.SocketStream` itself (a subclass's methods may do
+    more than send and receive), and only where ``os.write`` and ``os.read``
+    take a socket (POSIX).
     """
-
-    __slots__ = ("_socket", "calls", "on_progress")
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self._socket = stream.socket
-        #: ``write(2)`` calls that took bytes, whoever made them (the sender
-        #: through :meth:`send_all`, or the writer's direct sends).
-        self.calls = 0
-        #: Called when a send had to wait and the socket then took some bytes
-        #: (the writer's stall clock listens).
-        self.on_progress: Callable[[], None] | None = None
-
-    def try_send(self, data: memoryview) -> int:
-        """Send what the kernel takes now, without blocking; return the count."""
-        fd = self._socket.fileno()
-        if fd < 0:
-            raise trio.ClosedResourceError("the wrapped socket was already closed")
-        try:
-            sent = os.write(fd, data)
-        except BlockingIOError:
-            return 0
-        except OSError as exc:
-            if exc.errno in _CLOSED_ERRNOS:
-                raise trio.ClosedResourceError("the wrapped socket was already closed") from None
-            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
-        if sent:
-            self.calls += 1
-        return sent
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of *data*, waiting for the socket to be writable as needed."""
-        with memoryview(data) as view:
-            sent = self.try_send(view)
-            while sent < len(view):
-                await trio.lowlevel.wait_writable(self._socket)
-                with view[sent:] as rest:
-                    taken = self.try_send(rest)
-                if taken and self.on_progress is not None:
-                    self.on_progress()
-                sent += taken
-
-
-#: What trio's SocketStream.receive_some asks for when given no size.
-DEFAULT_RECEIVE_SIZE = 65536
+    return type(stream) is trio.SocketStream and os.name == "posix"
 
 
 @final
@@ -138,29 +80,16 @@ class SocketSource:
         except BlockingIOError:
             return None
         except OSError as exc:
-            if exc.errno in _CLOSED_ERRNOS:
-                raise trio.ClosedResourceError("the wrapped socket was already closed") from None
-            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+            raise socket_error(exc)  # noqa: B904 - socket_error sets the cause
 
 
 def socket_source(stream: trio.abc.Stream) -> SocketSource | None:
     """Return a :class:`SocketSource` for *stream*, or None to use its
-    ``receive_some`` (the same rule as :func:`socket_sink`)."""
-    if type(stream) is not trio.SocketStream or os.name != "posix":
+    ``receive_some`` (see :func:`is_plain_socket_stream`)."""
+    if not is_plain_socket_stream(stream):
         return None
+    assert isinstance(stream, trio.SocketStream)
     return SocketSource(stream)
-
-
-def socket_sink(stream: trio.abc.SendStream) -> SocketSink | None:
-    """Return a :class:`SocketSink` for *stream*, or None to use its ``send_all``.
-
-    Only for a :class:`trio.SocketStream` itself (a subclass's ``send_all``
-    may do more than send), and only where ``os.write`` takes a socket
-    (not on Windows).
-    """
-    if type(stream) is not trio.SocketStream or os.name != "posix":
-        return None
-    return SocketSink(stream)
 
 
 def set_notsent_lowat(stream: trio.abc.SendStream, value: int | None) -> None:
