@@ -453,3 +453,42 @@ async def test_broadcast_latest_refuses_bad_arguments_before_anyone_gets_anythin
     writer = BufferedWriter(stream)
     hub.add(ConflatingWriter(writer))
     assert hub.statistics().over_high_water == 0
+
+
+async def test_a_frame_the_writer_refuses_on_the_fast_path_counts_as_written_and_lost() -> None:
+    stream = ControlledStream()
+    writer = BufferedWriter(stream, high_water=4, max_buffer=10)
+    with trio.fail_after(5):
+        async with running(writer):
+            latest = ConflatingWriter(writer)
+            with pytest.raises(trio.BrokenResourceError) as caught:
+                latest.write_latest("a", b"x" * 11)  # the writer has room, but not that much
+            assert isinstance(caught.value.__cause__, BufferLimitError)
+            stats = latest.statistics()
+            assert (stats.frames_written, stats.frames_lost) == (1, 1)
+            assert stats.frames_written == (
+                stats.frames_sent
+                + stats.frames_superseded
+                + stats.pending_frames
+                + stats.frames_lost
+            )
+            await latest.aclose()
+
+
+async def test_max_keys_lets_a_new_key_in_once_the_writer_has_room_for_the_waiting_ones() -> None:
+    stream = ControlledStream(stalled=True)
+    writer = BufferedWriter(stream, high_water=12)
+    with trio.fail_after(5):
+        async with running(writer):
+            latest = ConflatingWriter(writer, max_keys=1)  # no feeder: only writes move frames
+            latest.write_latest("x", frame(0, 0))  # handed
+            latest.write_latest("a", frame(1, 1))  # handed: over high water now
+            latest.write_latest("b", frame(2, 2))  # waits: max_keys reached
+            stream.unstall()
+            await writer.flush()  # the writer has room again; b still waits
+            assert latest.pending == 1
+            latest.write_latest("c", frame(3, 3))  # b moves first, so c fits
+            stats = latest.statistics()
+            assert stats.refused == 0
+            await latest.aclose()
+    assert frames_of(stream.accepted) == [frame(0, 0), frame(1, 1), frame(2, 2), frame(3, 3)]

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from internals_testing import needs_internals
 from writer_testing import running, settle
 
 from trio_bufwriter import DEFAULT_NOTSENT_LOWAT, BufferedStream, BufferedWriter, WriterState
@@ -70,6 +71,7 @@ async def test_only_the_first_write_of_a_burst_goes_direct_the_rest_coalesce() -
                 assert await receive_exactly(server, 300) == expected
 
 
+@needs_internals
 async def test_a_read_on_a_buffered_stream_lets_the_next_reply_go_direct() -> None:
     with trio.fail_after(5):
         async with tcp_pair() as (client, server):

@@ -16,6 +16,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from internals_testing import needs_internals
 from test_socket_fast_path import receive_exactly, tcp_pair
 from writer_testing import running, settle
 
@@ -68,6 +69,7 @@ class CountingWaits:
 # One direct send per task step
 
 
+@needs_internals
 async def test_the_one_way_writer_sends_each_reply_of_a_ping_pong_directly() -> None:
     # The one-way writer beside raw reads: the sender never parks between a
     # reply and the next, yet every reply leaves before write() returns.
@@ -183,6 +185,7 @@ class RecordingLooks:
         monkeypatch.setattr(SocketSource, "try_receive", try_receive)
 
 
+@needs_internals
 async def test_a_receive_after_a_reply_yields_before_it_looks_at_the_socket(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -287,6 +290,7 @@ async def test_a_batched_turn_that_never_receives_still_sends_through_the_sender
             assert peer_has(server) == b"3"
 
 
+@needs_internals
 async def test_a_corked_block_counts_as_one_piece_of_its_turn() -> None:
     with trio.fail_after(5):
         async with over_tcp(BufferedStream) as (stream, server):

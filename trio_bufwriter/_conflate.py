@@ -15,7 +15,7 @@ the writer's ``drain()`` and refills it at low water.  Moving a frame is
 one synchronous ``write()``, so a frame is either pending here, whole, or in
 the writer, whole: cancelling the feeder can never split or duplicate one.
 
-Counters, as in the writer (``_core.py``)::
+Counters, as in the writer (``_send_queue.py``)::
 
     frames_written = frames_sent + frames_superseded + pending + frames_lost
 
@@ -39,6 +39,7 @@ from trio.lowlevel import ParkingLot, checkpoint
 
 from ._buffers import BytesLike, bad_data
 from ._conflation_stats import ConflationStatistics
+from ._lifecycle import Lifecycle
 from ._limits import BufferLimitError
 from ._state import WriterState
 
@@ -53,7 +54,7 @@ _BROKEN = WriterState.BROKEN
 
 
 @final
-class ConflatingWriter:
+class ConflatingWriter(Lifecycle):
     """Latest value wins: at most one unsent frame per key, in front of a writer.
 
     :meth:`write_latest` queues a frame under a key.  While the writer has
@@ -87,10 +88,6 @@ class ConflatingWriter:
 
     __slots__ = (
         "_entered",
-        "_error",
-        "_error_message",
-        "_error_reported",
-        "_feeder_started",
         "_frames_lost",
         "_frames_sent",
         "_frames_superseded",
@@ -103,7 +100,6 @@ class ConflatingWriter:
         "_pending_bytes",
         "_plain_writes",
         "_refused",
-        "_state",
         "_wakeup",
         "_writer",
     )
@@ -122,6 +118,7 @@ class ConflatingWriter:
             not isinstance(max_keys, int) or isinstance(max_keys, bool) or max_keys < 1
         ):
             raise ValueError(f"max_keys must be a positive int or None, not {max_keys!r}")
+        super().__init__()
         self._writer = writer
         self._max_keys = max_keys
         # key -> (frame, when the key became pending)
@@ -136,11 +133,6 @@ class ConflatingWriter:
         self._frames_lost = 0
         self._plain_writes = 0
         self._refused = 0
-        self._state = _OPEN
-        self._error: BaseException | None = None
-        self._error_message = ""
-        self._error_reported = False
-        self._feeder_started = False
         # Set while the feeder is parked with nothing pending.
         self._wakeup: trio.Event | None = None
         # flush() and aclose() wait here for _left to grow.
@@ -153,11 +145,6 @@ class ConflatingWriter:
     def writer(self) -> BufferedWriter | BufferedStream:
         """The writer this one feeds."""
         return self._writer
-
-    @property
-    def state(self) -> WriterState:
-        """``OPEN``, ``CLOSING`` (in :meth:`aclose`), ``CLOSED`` or ``BROKEN``."""
-        return self._state
 
     @property
     def max_keys(self) -> int | None:
@@ -178,15 +165,6 @@ class ConflatingWriter:
     def stalled_for(self) -> float:
         """The writer's ``stalled_for``."""
         return self._writer.stalled_for
-
-    @property
-    def failure(self) -> trio.BrokenResourceError | None:
-        """Why this broke (a new exception, its cause chained), or None."""
-        if not self._error_message:
-            return None
-        error = trio.BrokenResourceError(self._error_message)
-        error.__cause__ = self._error
-        return error
 
     def statistics(self) -> ConflationStatistics:
         """Return a :class:`ConflationStatistics` snapshot."""
@@ -245,12 +223,10 @@ class ConflatingWriter:
         # inlined (it is most of the cost of a keyed write otherwise).
         if not pending and writer.buffered <= writer.high_water:
             hash(key)  # the same TypeError as when it has to wait
-            try:
-                writer.write(frame)
-            except (trio.ClosedResourceError, trio.BrokenResourceError, BufferLimitError) as exc:
-                self._refused_by_writer(exc)
-            self._frames_sent += 1
+            # Counted written first: a frame the writer refuses is written,
+            # then lost (written = sent + superseded + pending + lost).
             self._frames_written += 1
+            self._hand(frame)
             return
         old = pending.get(key)
         if old is not None:
@@ -258,7 +234,12 @@ class ConflatingWriter:
             self._pending_bytes += len(frame) - len(old[0])
             self._frames_superseded += 1
         else:
-            if self._max_keys is not None and len(pending) >= self._max_keys:
+            max_keys = self._max_keys
+            if max_keys is not None and len(pending) >= max_keys and not writer.need_drain:
+                # The writer has room: the waiting frames move first, and
+                # may leave room for this key.
+                self._move(everything=False)
+            if max_keys is not None and len(pending) >= max_keys:
                 self._refused += 1
                 raise BufferLimitError(
                     f"write_latest() of a new key would make {len(pending) + 1} keys "
@@ -297,7 +278,7 @@ class ConflatingWriter:
             self._writer.write(data)
         except trio.BrokenResourceError as exc:
             self._break(exc, "the writer failed")
-            self._error_reported = True
+            self._reported = True
             raise
         self._plain_writes += 1
 
@@ -336,6 +317,8 @@ class ConflatingWriter:
     async def _wait_moved(self, target: int) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+        if self._left < target and not self._run_entered:
+            await self._check_started("flush()")
         while self._left < target:
             if self._state >= _CLOSED:
                 self._raise_for_waiter()
@@ -358,9 +341,7 @@ class ConflatingWriter:
         Raises:
           RuntimeError: it was already started once.
         """
-        if self._feeder_started:
-            raise RuntimeError("this conflating writer's feeder task was already started")
-        self._feeder_started = True
+        self._enter_run()
         task_status.started()
         writer = self._writer
         try:
@@ -384,7 +365,7 @@ class ConflatingWriter:
                         self._move(everything=False)
                     except trio.BrokenResourceError:
                         # It broke this writer; the next call raises it.
-                        self._error_reported = False
+                        self._reported = False
                         break
         except BaseException as exc:
             if self._state < _CLOSED:
@@ -419,7 +400,7 @@ class ConflatingWriter:
         try:
             if self._state is _OPEN:
                 self._state = _CLOSING
-                if not self._feeder_started:
+                if not self._run_entered:
                     # Nobody would move them: hand them over now.
                     self._move(everything=True)
             if self._state is _CLOSING:
@@ -428,16 +409,11 @@ class ConflatingWriter:
                 with suppress(trio.ClosedResourceError):
                     await self._wait_moved(self._entered)
         finally:
-            unreported = (
-                self._state is _BROKEN and not self._error_reported and self._frames_lost > 0
-            )
+            unreported = self._lost_unreported(self._frames_lost)
             self._finish(_CLOSED)
             await self._writer.aclose()
         if unreported:
-            self._error_reported = True
-            raise trio.BrokenResourceError(
-                f"{self._error_message}; {self._frames_lost} frames were not sent"
-            ) from self._error
+            self._raise_failure(f"{self._message}; {self._frames_lost} frames were not sent")
 
     # ------------------------------------------------------------------
     # Internals
@@ -457,8 +433,7 @@ class ConflatingWriter:
             self._break(exc, "the writer was closed")
         else:
             self._break(exc, "the writer refused a frame")
-        self._error_reported = True
-        raise trio.BrokenResourceError(self._error_message) from exc
+        self._raise_failure()
 
     def _move(self, *, everything: bool) -> None:
         """Hand waiting frames to the writer, oldest key first: all of them,
@@ -479,8 +454,7 @@ class ConflatingWriter:
 
     def _break(self, cause: BaseException | None, message: str) -> None:
         if self._state < _CLOSED:
-            self._error = cause
-            self._error_message = message
+            self._set_failure(cause, message)
             self._finish(_BROKEN)
 
     def _finish(self, state: WriterState) -> None:
@@ -495,15 +469,5 @@ class ConflatingWriter:
             self._wakeup.set()
 
     def _raise_not_writable(self) -> None:
-        if self._state is _BROKEN:
-            self._error_reported = True
-            raise trio.BrokenResourceError(self._error_message) from self._error
-        if self._state is _CLOSED:
-            raise trio.ClosedResourceError("the conflating writer is closed")
+        self._raise_if_finished()
         raise trio.ClosedResourceError("the conflating writer is closing")
-
-    def _raise_for_waiter(self) -> None:
-        if self._error_message:
-            self._error_reported = True
-            raise trio.BrokenResourceError(self._error_message) from self._error
-        raise trio.ClosedResourceError("the conflating writer was closed")

@@ -84,6 +84,23 @@ class Lifecycle:
             raise RuntimeError(f"this {type(self).__name__}'s task was already started")
         self._run_entered = True
 
+    async def _check_started(self, what: str) -> None:
+        """Before waiting for a task that has not entered ``run()``: make sure it will.
+
+        ``nursery.start_soon(writer.run)`` followed at once by a wait is
+        legal, so a task not yet entered gets two scheduler passes (a task
+        started in one batch has run by the end of the next) before this
+        raises :exc:`RuntimeError`.  The caller looks at the writer again
+        afterwards.
+        """
+        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not self._run_entered:
+            raise RuntimeError(
+                f"{what} would wait forever: this {type(self).__name__}'s run() was never "
+                f"started; {START_ADVICE}"
+            )
+
     def _set_failure(self, cause: BaseException | None, message: str) -> None:
         """Enter BROKEN with this failure (the caller discards and wakes)."""
         self._cause = cause

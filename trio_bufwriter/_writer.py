@@ -781,21 +781,6 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             # Only _finish sets an event early.
             self._raise_for_waiter()
 
-    async def _check_started(self, what: str) -> None:
-        """Before waiting for a sender that has not started: make sure it will.
-
-        ``nursery.start_soon(writer.run)`` followed at once by a wait is
-        legal, so a sender not yet entered gets two scheduler passes (a task
-        started in one batch has run by the end of the next) before this
-        raises.  The caller looks at the writer again afterwards.
-        """
-        await checkpoint()
-        await cancel_shielded_checkpoint()
-        if not self._run_entered:
-            raise RuntimeError(
-                f"{what} would wait forever: this writer's run() was never started; {START_ADVICE}"
-            )
-
     def _wake_drainers_if_low(self) -> None:
         if self._drain_lot and self._q.held <= self._low_water:
             self._drain_lot.unpark_all()
