@@ -10,8 +10,8 @@ sent anything (``DESIGN.md`` says why, with the figures).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar, final
 
 import trio
@@ -184,9 +184,11 @@ class BufferedStream(trio.abc.HalfCloseableStream):
         """:meth:`BufferedWriter.writelines`."""
         self._writer.writelines(data)
 
-    def corked(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def corked(self) -> Iterator[None]:
         """:meth:`BufferedWriter.corked`."""
-        return self._writer.corked()
+        with self._writer.corked():
+            yield
 
     async def drain(self) -> None:
         """:meth:`BufferedWriter.drain`."""

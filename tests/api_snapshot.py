@@ -1,0 +1,46 @@
+"""Write the public API's snapshot: ``python tests/api_snapshot.py > tests/data/public_api.txt``.
+
+One line per public name, class member, parameter list and default; see
+tests/test_public_api.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import trio_bufwriter
+
+
+def _signature(obj: object) -> str:
+    try:
+        return str(inspect.signature(obj))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "(?)"
+
+
+def lines() -> Iterator[str]:
+    for name in sorted(trio_bufwriter.__all__):
+        obj = getattr(trio_bufwriter, name)
+        if inspect.isclass(obj):
+            yield f"class {name}{_signature(obj) if not issubclass(obj, BaseException) else ''}"
+            for member in sorted(dir(obj)):
+                if member.startswith("_") or (
+                    issubclass(obj, BaseException) and hasattr(BaseException, member)
+                ):
+                    continue
+                value = inspect.getattr_static(obj, member)
+                if isinstance(value, property):
+                    yield f"  {name}.{member}: property"
+                elif callable(value) or isinstance(value, staticmethod | classmethod):
+                    kind = "async def" if inspect.iscoroutinefunction(value) else "def"
+                    yield f"  {kind} {name}.{member}{_signature(getattr(obj, member))}"
+        elif callable(obj):
+            kind = "async def" if inspect.iscoroutinefunction(obj) else "def"
+            yield f"{kind} {name}{_signature(obj)}"
+        else:
+            yield f"{name} = {obj!r}"
+
+
+if __name__ == "__main__":
+    print("\n".join(lines()))
