@@ -544,6 +544,102 @@ class WriterMachine(RuleBasedStateMachine):
             self.write_api_used = True
             self._note_write(b"".join(items))
 
+    # -- hostile calls: each is refused before anything changes, or done --
+
+    @rule(nested=st.sampled_from([1, LARGE_WRITE]), sizes=st.lists(st.integers(0, 300), max_size=3))
+    def writelines_that_writes(self, nested: int, sizes: list[int]) -> None:
+        self._do(self._writelines_that_writes, nested, sizes)
+
+    async def _writelines_that_writes(self, nested: int, sizes: list[int]) -> None:
+        w = self.writer
+        at = len(self.written)
+        items: list[bytes] = []
+        for size in sizes:
+            items.append(pattern(at, size))
+            at += size
+        refusals: list[Exception] = []
+
+        def iterate() -> Any:
+            for item in items:
+                try:
+                    w.write(b"!" * nested)  # must be refused, whatever it is
+                except Exception as exc:
+                    refusals.append(exc)
+                yield item
+
+        state = w.state
+        over = state is OPEN and self._over_limit(sum(sizes))
+        before = w.statistics().bytes_written
+        try:
+            w.writelines(iterate())
+        except Exception as exc:
+            assert w.statistics().bytes_written == before or w.state is BROKEN
+            if not (over and self._expect_over_limit("writelines", exc)):
+                self._expect_refused("writelines", state, exc)
+        else:
+            assert state is OPEN
+            assert not over
+            assert len(refusals) == len(items)
+            assert all(type(exc) is RuntimeError for exc in refusals), refusals
+            self.write_api_used = True
+            self._note_write(b"".join(items))
+
+    @rule(bad=st.sampled_from(["str", "int", "none", "strided"]), lines=st.booleans())
+    def bad_argument(self, bad: str, lines: bool) -> None:
+        self._do(self._bad_argument, bad, lines)
+
+    async def _bad_argument(self, bad: str, lines: bool) -> None:
+        w = self.writer
+        value: Any = {"str": "text", "int": 7, "none": None}.get(bad, memoryview(b"abcd")[::2])
+        before = w.statistics()
+        state = w.state
+        try:
+            if lines:
+                w.writelines([b"", value])
+            else:
+                w.write(value)
+        except TypeError:
+            assert state is OPEN
+        except Exception as exc:
+            self._expect_refused("write", state, exc)
+        else:
+            raise AssertionError(f"a {bad} was queued")
+        after = w.statistics()
+        assert (after.bytes_written, after.write_calls) == (
+            before.bytes_written,
+            before.write_calls,
+        )
+
+    @rule(size=st.integers(1, 300))
+    def write_from_a_thread(self, size: int) -> None:
+        self._do(self._write_from_a_thread, size)
+
+    async def _write_from_a_thread(self, size: int) -> None:
+        w = self.writer
+        data = pattern(len(self.written), size)
+        state = w.state
+        over = state is OPEN and self._over_limit(size)
+        before = w.statistics()
+        try:
+            await trio.to_thread.run_sync(w.write, data)
+        except RuntimeError as exc:
+            # Refused where the write would have woken the sender: untouched.
+            assert "from_thread" in str(exc), exc  # noqa: PT017
+            after = w.statistics()
+            assert (after.bytes_written, after.write_calls) == (
+                before.bytes_written,
+                before.write_calls,
+            )
+        except Exception as exc:
+            if not (over and self._expect_over_limit("write", exc)):
+                self._expect_refused("write", state, exc)
+        else:
+            # Appended to a queue the sender is already busy with: documented.
+            assert state is OPEN
+            assert not over
+            self.write_api_used = True
+            self._note_write(data)
+
     # -- waiting calls -------------------------------------------------
 
     async def _start(self, op: Op, call: Callable[[Op], Awaitable[None]]) -> None:
