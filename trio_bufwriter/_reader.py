@@ -39,6 +39,7 @@ from ._receive_buffer import (
     RECEIVE_SIZE,
     IncompleteReadError,
     ReceiveBuffer,
+    checked_size,
 )
 from ._run_context import RUN_CONTEXT
 
@@ -82,11 +83,16 @@ class _BufferedReads(trio.abc.ReceiveStream):
         call after that).  Cancelled, it has received nothing.
 
         Raises:
+          TypeError: *max_bytes* is not an int (nor None).
           ValueError: *max_bytes* is less than 1.
           trio.BusyResourceError: another task is receiving.
           trio.ClosedResourceError: the stream was closed.
           trio.BrokenResourceError: the wrapped stream failed.
+
+        A bad *max_bytes* raises before anything is received or taken.
         """
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            max_bytes = checked_size(max_bytes, "max_bytes", 1)
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
@@ -97,8 +103,6 @@ class _BufferedReads(trio.abc.ReceiveStream):
                 return await self._receive_more(max_bytes)
             if max_bytes is None:
                 max_bytes = RECEIVE_SIZE
-            elif max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
             await checkpoint_if_cancelled()
             data = rbuf.take_some(max_bytes)
             await cancel_shielded_checkpoint()
@@ -121,15 +125,17 @@ class _BufferedReads(trio.abc.ReceiveStream):
         next read.
 
         Raises:
-          ValueError: *size* is negative.
+          TypeError: *size* is not an int (an object with ``__index__``,
+              as trio takes, will do); raised before anything moves.
+          ValueError: *size* is negative (likewise).
           IncompleteReadError: the stream ended first; its ``partial`` holds
               the bytes there were (they are taken out of the buffer).
           trio.BusyResourceError: another task is receiving.
           trio.ClosedResourceError: the stream was closed.
           trio.BrokenResourceError: the wrapped stream failed.
         """
-        if size < 0:
-            raise ValueError("size must be >= 0")
+        if type(size) is not int or size < 0:
+            size = checked_size(size, "size")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
@@ -158,7 +164,8 @@ class _BufferedReads(trio.abc.ReceiveStream):
         next read.
 
         Raises:
-          ValueError: *delimiter* is empty, or *max_bytes* negative.
+          TypeError: *max_bytes* is not an int; raised before anything moves.
+          ValueError: *delimiter* is empty, or *max_bytes* negative (likewise).
           DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
               without the delimiter; they stay in the buffer.
           IncompleteReadError: the stream ended before the delimiter; its
@@ -169,8 +176,8 @@ class _BufferedReads(trio.abc.ReceiveStream):
         """
         if not delimiter:
             raise ValueError("the delimiter must not be empty")
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
@@ -196,8 +203,8 @@ class _BufferedReads(trio.abc.ReceiveStream):
         Otherwise it is :meth:`receive_until` with ``b"\\n"``: the same
         waiting, checkpoints, cancellation and errors.
         """
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)

@@ -30,6 +30,7 @@ large message arriving in many small pieces, neither with quadratic copying.
 
 from __future__ import annotations
 
+import operator
 from typing import final
 
 #: The default *max_bytes* of ``receive_until`` and ``receive_line``: as
@@ -40,6 +41,29 @@ DEFAULT_MAX_LINE = 64 * 1024
 RECEIVE_SIZE = 64 * 1024
 
 _CR = ord("\r")
+
+
+def checked_size(value: object, name: str, minimum: int = 0) -> int:
+    """*value* as a size of at least *minimum*, or the error for it.
+
+    The one rule for the size arguments of every read (the awaited reads'
+    and :class:`~trio_bufwriter.FrameReader`'s): an ``int``, or anything
+    :func:`operator.index` takes, as trio's own reads do (so a ``bool`` is
+    an int here too), at least *minimum*.  Callers test
+    ``type(value) is not int or value < minimum`` and call this only then,
+    before anything moves: the hot path stays that one test.
+
+    Raises:
+      TypeError: *value* is not an integer (a float, a str, None...).
+      ValueError: it is less than *minimum*.
+    """
+    try:
+        size = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__!r}") from None
+    if size < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {size}")
+    return size
 
 
 class DelimiterNotFoundError(Exception):
