@@ -35,6 +35,12 @@ BAD_CALLS: list[tuple[str, tuple[Any, ...], type[Exception], str]] = [
     ("receive_until", (b"\n", -1), ValueError, "max_bytes must be >= 0, got -1"),
     ("receive_line", (2.0,), TypeError, "max_bytes must be an int, not 'float'"),
     ("receive_line", (-1,), ValueError, "max_bytes must be >= 0, got -1"),
+    # An int delimiter would be bytes(10), ten NUL bytes.
+    ("receive_until", (10,), TypeError, r"receive_until\(\) takes a bytes-like object .*not 'int'"),
+    ("receive_until", ("\n",), TypeError, r"not str: encode the text first"),
+    ("receive_until", (None,), TypeError, r"not 'NoneType'"),
+    ("receive_until", (b"",), ValueError, "the delimiter must not be empty"),
+    ("receive_until", (memoryview(b"a-b-")[::2],), TypeError, "C-contiguous"),
 ]
 
 
@@ -89,6 +95,10 @@ BAD_FRAME_READS: list[tuple[str, tuple[Any, ...], type[Exception], str]] = [
     ("read_line", (-1,), ValueError, "max_bytes must be >= 0, got -1"),
     ("read_until", (b"-", 1.5), TypeError, "max_bytes must be an int, not 'float'"),
     ("read_until", (b"-", -1), ValueError, "max_bytes must be >= 0, got -1"),
+    ("read_until", (10,), TypeError, r"read_until\(\) takes a bytes-like object .*not 'int'"),
+    ("read_until", ("-",), TypeError, "not str: encode the text first"),
+    ("read_until", (b"",), ValueError, "the delimiter must not be empty"),
+    ("read_until", (memoryview(b"a-b-")[::2],), TypeError, "C-contiguous"),
 ]
 
 

@@ -31,6 +31,7 @@ from ._receive_buffer import (
     DelimiterNotFoundError,
     ReceiveBuffer,
     _slice,
+    checked_delimiter,
     checked_size,
 )
 
@@ -164,14 +165,14 @@ class FrameReader:
           trio.WouldBlock: the delimiter has not come yet.
           DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
               without it.
-          TypeError: *max_bytes* is not an int.
+          TypeError: *delimiter* is not bytes-like (an ``int``, a ``str``...),
+              or *max_bytes* is not an int.
           ValueError: *delimiter* is empty, or *max_bytes* negative.
         """
-        if not delimiter:
-            raise ValueError("the delimiter must not be empty")
+        if type(delimiter) is not bytes or not delimiter:
+            delimiter = checked_delimiter(delimiter, "read_until()")
         if type(max_bytes) is not int or max_bytes < 0:
             max_bytes = checked_size(max_bytes, "max_bytes")
-        delimiter = bytes(delimiter)
         start = 0 if self._resume is None else self._resumed(delimiter)
         rbuf = self._rbuf
         rbuf.pos = self._pos

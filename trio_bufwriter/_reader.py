@@ -39,6 +39,7 @@ from ._receive_buffer import (
     RECEIVE_SIZE,
     IncompleteReadError,
     ReceiveBuffer,
+    checked_delimiter,
     checked_size,
 )
 from ._run_context import RUN_CONTEXT
@@ -164,7 +165,9 @@ class _BufferedReads(trio.abc.ReceiveStream):
         next read.
 
         Raises:
-          TypeError: *max_bytes* is not an int; raised before anything moves.
+          TypeError: *delimiter* is not bytes-like (``bytes``, ``bytearray``,
+              a C-contiguous buffer: not an ``int``, nor a ``str``), or
+              *max_bytes* is not an int; raised before anything moves.
           ValueError: *delimiter* is empty, or *max_bytes* negative (likewise).
           DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
               without the delimiter; they stay in the buffer.
@@ -174,14 +177,13 @@ class _BufferedReads(trio.abc.ReceiveStream):
           trio.ClosedResourceError: the stream was closed.
           trio.BrokenResourceError: the wrapped stream failed.
         """
-        if not delimiter:
-            raise ValueError("the delimiter must not be empty")
+        if type(delimiter) is not bytes or not delimiter:
+            delimiter = checked_delimiter(delimiter, "receive_until()")
         if type(max_bytes) is not int or max_bytes < 0:
             max_bytes = checked_size(max_bytes, "max_bytes")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        delimiter = bytes(delimiter)
         if RUN_CONTEXT is not None:
             if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
                 await checkpoint()  # raises Cancelled

@@ -33,6 +33,8 @@ from __future__ import annotations
 import operator
 from typing import final
 
+from ._buffers import byte_view
+
 #: The default *max_bytes* of ``receive_until`` and ``receive_line``: as
 #: asyncio's ``StreamReader`` limit, 64 KiB.
 DEFAULT_MAX_LINE = 64 * 1024
@@ -64,6 +66,26 @@ def checked_size(value: object, name: str, minimum: int = 0) -> int:
     if size < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {size}")
     return size
+
+
+def checked_delimiter(delimiter: object, what: str) -> bytes:
+    """*delimiter* as ``bytes``, or the error for it.
+
+    The one rule for the delimiter of ``receive_until()`` and
+    ``FrameReader.read_until()`` (*what* names the caller): bytes as
+    :func:`~._buffers.byte_view` counts them (an ``int`` is not ten NUL
+    bytes, a ``str`` not its encoding), and not empty.  Callers test
+    ``type(delimiter) is not bytes or not delimiter`` and call this only
+    then, before anything moves.
+
+    Raises:
+      TypeError: *delimiter* is not bytes-like.
+      ValueError: it is empty.
+    """
+    with byte_view(delimiter, what) as view:
+        if not view.nbytes:
+            raise ValueError(f"the delimiter must not be empty (in {what})")
+        return view.tobytes()
 
 
 class DelimiterNotFoundError(Exception):
