@@ -499,3 +499,46 @@ async def test_a_failed_start_closes_the_stream_and_raises_its_error() -> None:
                     raise AssertionError("the block must not run")  # pragma: no cover
     assert inner.closed
     assert writer.state is WriterState.CLOSED
+
+
+# ----------------------------------------------------------------------
+# Hostile use (#21)
+
+
+class CloseFails(ControlledStream):
+    """A stream whose ``aclose`` fails (after closing), without a checkpoint
+    (a cancelled one would raise Cancelled first)."""
+
+    async def aclose(self) -> None:
+        self.close_calls += 1
+        raise OSError("close failed")
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_the_blocks_exception_is_not_masked_by_a_failing_close(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+) -> None:
+    stream = CloseFails()
+
+    async def body() -> None:
+        async with opener(stream) as writer:
+            writer.write(b"x")
+            raise KeyError("from the block")
+
+    with trio.fail_after(5):
+        with pytest.raises(KeyError, match="from the block") as info:
+            await body()
+    assert stream.closed
+    assert info.value.__context__ is None  # the close failure is dropped
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_a_failing_close_on_a_normal_exit_comes_out(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+) -> None:
+    stream = CloseFails()
+    with trio.fail_after(5):
+        with pytest.raises(OSError, match="close failed"):
+            async with opener(stream) as writer:
+                writer.write(b"x")
+    assert stream.accepted == b"x"

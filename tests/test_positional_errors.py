@@ -319,3 +319,49 @@ async def test_a_failing_close_is_reported_by_aclose(
     assert isinstance(caught.value.__cause__, OSError)
     assert caught.value.unwritten == []
     assert writer.state is WriterState.CLOSED
+
+
+async def test_the_blocks_exception_is_not_masked_by_a_failing_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_close = os.close
+    ours: list[int] = []
+
+    def close_then_fail(fd: int) -> None:
+        real_close(fd)
+        if fd in ours:
+            raise OSError(errno.EIO, "simulated write-back error on close")
+
+    monkeypatch.setattr(os, "close", close_then_fail)
+    writers: list[PositionalWriter] = []
+
+    async def body() -> None:
+        async with open_positional_writer(tmp_path / "f") as writer:
+            writers.append(writer)
+            ours.append(writer.fd)
+            writer.write_at(0, b"x")
+            raise KeyError("from the block")
+
+    with trio.fail_after(10), pytest.raises(KeyError, match="from the block") as caught:
+        await body()
+    assert caught.value.__context__ is None
+    assert writers[0].state is WriterState.CLOSED
+
+
+async def test_a_failed_preallocate_is_not_masked_by_a_failing_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_close = os.close
+
+    def fallocate(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, "simulated full disk")
+
+    def close_then_fail(fd: int) -> None:
+        real_close(fd)
+        raise OSError(errno.EIO, "simulated write-back error on close")
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate, raising=False)
+    monkeypatch.setattr(os, "close", close_then_fail)
+    with trio.fail_after(10), pytest.raises(OSError, match="simulated full disk"):
+        async with open_positional_writer(tmp_path / "f", preallocate=100):
+            raise AssertionError("the block must not run")  # pragma: no cover

@@ -64,11 +64,14 @@ async def _close_forcefully(writer: _Owner) -> None:
     """Close *writer* at once, as :func:`trio.aclose_forcefully` does, raising nothing.
 
     The caller has an exception of its own to report, so neither a close
-    failure nor a Cancelled from the close (the sender dying makes the
-    nursery cancel us mid-close) is raised over it.  A pending cancellation
-    is re-delivered at the next checkpoint.
+    failure (any :exc:`Exception`: the wrapped stream's ``aclose()`` raising
+    :exc:`OSError`, say) nor a Cancelled from the close (the sender dying
+    makes the nursery cancel us mid-close) is raised over it: it is dropped,
+    not attached to the caller's exception.  A pending cancellation is
+    re-delivered at the next checkpoint.  A :exc:`KeyboardInterrupt` or
+    :exc:`SystemExit` from the close still propagates.
     """
-    with suppress(trio.BrokenResourceError, trio.Cancelled), trio.CancelScope() as forceful:
+    with suppress(Exception, trio.Cancelled), trio.CancelScope() as forceful:
         forceful.cancel()
         await writer.aclose()
 
@@ -78,7 +81,9 @@ async def running(writer: _W) -> AsyncIterator[_W]:
     """Run *writer*'s task in a nursery of its own for the block, then close it.
 
     A graceful close on a normal exit; a forceful one (and the block's error,
-    unchanged) if the block raises.  A single error comes out as itself.
+    unchanged) if the block raises: a failure of that close is dropped, never
+    raised over the block's error nor attached to it.  A single error comes
+    out as itself.
 
     The writer owns its stream (or file) from the moment it was made, so
     every way out closes it, including a start that fails or is cancelled
@@ -121,7 +126,9 @@ def open_buffered_writer(
     normal exit the writer is closed gracefully (:meth:`~BufferedWriter.aclose`:
     flush, then close *stream*), which waits for the peer to take the bytes.
     If the block raises, the writer is closed at once instead, discarding
-    what was not yet sent, and the block's exception propagates unchanged.
+    what was not yet sent, and the block's exception propagates unchanged:
+    if that close fails too (the wrapped stream's ``aclose()`` raising, say),
+    its error is dropped, not raised over the block's nor attached to it.
 
     The writer owns *stream* from this call on: every way out of the block
     closes it, including a start of the sender that fails or is cancelled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -82,7 +82,9 @@ def open_positional_writer(
     every pending write is written, then the optional ``fsync``).  If the
     block raises, pieces not yet handed to a worker thread are discarded, the
     one in flight (if any) finishes, the descriptor is closed, and the
-    block's exception propagates unchanged.  A descriptor opened here from a
+    block's exception propagates unchanged (a failure of that close is
+    dropped, as with :func:`open_buffered_writer`; so is one closing the
+    descriptor after a failed preallocation).  A descriptor opened here from a
     path is closed on every way out, including an entry that is cancelled
     or fails before the block runs; one passed in is never closed.  A single error comes out as
     itself, not wrapped in an :exc:`ExceptionGroup`.
@@ -125,7 +127,8 @@ async def _open_and_run(
             await trio.to_thread.run_sync(_preallocate, fd, preallocate)
     except BaseException:
         if owned:
-            os.close(fd)
+            with suppress(OSError):  # the preallocation's error is the one to report
+                os.close(fd)
         raise
     writer = make_writer(fd, close_fd=owned)
     async with running(writer):
