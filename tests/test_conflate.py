@@ -453,3 +453,19 @@ async def test_broadcast_latest_refuses_bad_arguments_before_anyone_gets_anythin
     writer = BufferedWriter(stream)
     hub.add(ConflatingWriter(writer))
     assert hub.statistics().over_high_water == 0
+
+
+async def test_entering_open_conflating_writer_twice_is_a_clear_runtime_error() -> None:
+    stream = ControlledStream()
+    writer = BufferedWriter(stream)
+    with trio.fail_after(5):
+        async with running(writer):
+            manager = open_conflating_writer(writer)
+            async with manager as latest:
+                latest.write_latest(1, b"x")
+            with pytest.raises(
+                RuntimeError, match=r"only be entered once.*open_conflating_writer\("
+            ):
+                async with manager:
+                    raise AssertionError("the block must not run")  # pragma: no cover
+    assert stream.accepted == b"x"

@@ -542,3 +542,30 @@ async def test_a_failing_close_on_a_normal_exit_comes_out(
             async with opener(stream) as writer:
                 writer.write(b"x")
     assert stream.accepted == b"x"
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_entering_an_opener_twice_is_a_clear_runtime_error(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+) -> None:
+    stream = ControlledStream()
+    manager = opener(stream)
+    with trio.fail_after(5):
+        async with manager as writer:
+            writer.write(b"x")
+        with pytest.raises(RuntimeError, match=rf"only be entered once.*{opener.__name__}\("):
+            async with manager:
+                raise AssertionError("the block must not run")  # pragma: no cover
+    assert stream.accepted == b"x"
+
+
+async def test_entering_an_opener_while_it_is_entered_is_a_clear_runtime_error() -> None:
+    stream = ControlledStream()
+    manager = open_buffered_writer(stream)
+    with trio.fail_after(5):
+        async with manager as writer:
+            with pytest.raises(RuntimeError, match="only be entered once"):
+                async with manager:
+                    raise AssertionError("the block must not run")  # pragma: no cover
+            writer.write(b"x")
+    assert stream.accepted == b"x"

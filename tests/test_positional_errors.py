@@ -365,3 +365,16 @@ async def test_a_failed_preallocate_is_not_masked_by_a_failing_close(
     with trio.fail_after(10), pytest.raises(OSError, match="simulated full disk"):
         async with open_positional_writer(tmp_path / "f", preallocate=100):
             raise AssertionError("the block must not run")  # pragma: no cover
+
+
+async def test_entering_open_positional_writer_twice_is_a_clear_runtime_error(
+    tmp_path: Path,
+) -> None:
+    manager = open_positional_writer(tmp_path / "f")
+    with trio.fail_after(10):
+        async with manager as writer:
+            writer.write_at(0, b"x")
+        with pytest.raises(RuntimeError, match=r"only be entered once.*open_positional_writer\("):
+            async with manager:
+                raise AssertionError("the block must not run")  # pragma: no cover
+    assert (tmp_path / "f").read_bytes() == b"x"

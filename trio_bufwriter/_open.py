@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar, final
 
 import trio
 
@@ -33,6 +34,39 @@ class _Owner(Protocol):
 
 
 _W = TypeVar("_W", bound=_Owner)
+_T = TypeVar("_T")
+
+
+@final
+class _EnterOnce(AbstractAsyncContextManager[_T]):
+    """What an ``open_*`` helper returns: its context manager, which can be
+    entered once; entering it again raises a clear :exc:`RuntimeError`
+    (rather than ``contextlib``'s ``AttributeError``), before anything
+    happens."""
+
+    __slots__ = ("_entered", "_manager", "_opener")
+
+    def __init__(self, manager: AbstractAsyncContextManager[_T], opener: str) -> None:
+        self._manager = manager
+        self._opener = opener
+        self._entered = False
+
+    async def __aenter__(self) -> _T:
+        if self._entered:
+            raise RuntimeError(
+                f"this {self._opener}(...) context manager can only be entered once; "
+                f"make a new one with {self._opener}(...)"
+            )
+        self._entered = True
+        return await self._manager.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._manager.__aexit__(exc_type, exc, traceback)
 
 
 def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
@@ -145,11 +179,15 @@ def open_buffered_writer(
     *stream* may also be an ``anyio.abc.ByteSendStream``, on anyio's trio
     backend.
 
+    The context manager can be entered once: entering it again (after the
+    block, or inside it) raises :exc:`RuntimeError`; call
+    ``open_buffered_writer()`` again for a new one.
+
     Raises:
       TypeError: *stream* is neither a trio nor an anyio send stream.
       RuntimeError: it is an anyio stream, and this is not a trio task.
     """
-    return running(BufferedWriter(stream, **options))
+    return _EnterOnce(running(BufferedWriter(stream, **options)), "open_buffered_writer")
 
 
 def open_buffered_stream(
@@ -162,7 +200,7 @@ def open_buffered_stream(
     *stream* may also be an ``anyio.abc.ByteStream``, on anyio's trio
     backend.  The same as :func:`open_buffered_writer` in every other respect.
     """
-    return running(BufferedStream(stream, **options))
+    return _EnterOnce(running(BufferedStream(stream, **options)), "open_buffered_stream")
 
 
 def open_conflating_writer(
@@ -181,11 +219,13 @@ def open_conflating_writer(
     waiting frames are handed to *writer* and *writer* is closed
     (:meth:`ConflatingWriter.aclose`); if the block raises, both are closed
     at once and the block's exception propagates unchanged, as with
-    :func:`open_buffered_writer`.
+    :func:`open_buffered_writer`.  It can be entered once, as that one.
 
     Raises:
       TypeError: *writer* is not a :class:`BufferedWriter` or
           :class:`BufferedStream`.
       ValueError: *max_keys* is not a positive int or None.
     """
-    return running(ConflatingWriter(writer, max_keys=max_keys))
+    return _EnterOnce(
+        running(ConflatingWriter(writer, max_keys=max_keys)), "open_conflating_writer"
+    )

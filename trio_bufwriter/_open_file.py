@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._open import running
+from ._open import _EnterOnce, running
 from ._positional import PositionalWriter
 from ._positional_core import DEFAULT_POSITIONAL_HIGH_WATER
 
@@ -87,7 +87,8 @@ def open_positional_writer(
     descriptor after a failed preallocation).  A descriptor opened here from a
     path is closed on every way out, including an entry that is cancelled
     or fails before the block runs; one passed in is never closed.  A single error comes out as
-    itself, not wrapped in an :exc:`ExceptionGroup`.
+    itself, not wrapped in an :exc:`ExceptionGroup`.  The context manager
+    can be entered once, as :func:`open_buffered_writer`'s.
 
     Raises:
       OSError: opening or preallocating the file failed.
@@ -106,7 +107,9 @@ def open_positional_writer(
     make_writer(-1)  # checks the writer's arguments before anything is opened
     if preallocate is not None and preallocate < 0:
         raise ValueError(f"preallocate must not be negative, got {preallocate}")
-    return _open_and_run(file, create, truncate, preallocate, make_writer)
+    return _EnterOnce(
+        _open_and_run(file, create, truncate, preallocate, make_writer), "open_positional_writer"
+    )
 
 
 @asynccontextmanager
