@@ -69,6 +69,31 @@ class _EnterOnce(AbstractAsyncContextManager[_T]):
         return await self._manager.__aexit__(exc_type, exc, traceback)
 
 
+#: How the writers' :exc:`trio.BrokenResourceError` says that their task
+#: died of a :exc:`BaseException` (``KeyboardInterrupt``...), which is
+#: then in the same nursery group ("the writer's sender task was
+#: interrupted", "the conflating writer's feeder task was interrupted").
+_INTERRUPTED = " task was interrupted"
+
+
+def _follows_from(error: BaseException, root: BaseException) -> bool:
+    """Whether *error* is only a consequence of *root*: a
+    :exc:`trio.BrokenResourceError` chained to it (``__cause__`` or
+    ``__context__``, at any depth), or saying the task was interrupted."""
+    if not isinstance(error, trio.BrokenResourceError):
+        return False
+    if _INTERRUPTED in str(error):
+        return True
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if link is root:
+            return True
+        seen.add(id(link))
+        link = link.__cause__ if link.__cause__ is not None else link.__context__
+    return False
+
+
 def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     """Re-raise the one exception inside the nursery's *group* as itself, or the group.
 
@@ -77,10 +102,20 @@ def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     When the block and the writer's task were both cancelled (an outer
     cancel scope), the group holds nothing but :exc:`trio.Cancelled`
     exceptions: one of them comes out, as a checkpoint would raise it.
+    When one error (a ``KeyboardInterrupt`` in the wrapped stream's
+    ``send_all``, say) comes with :exc:`trio.BrokenResourceError` errors that
+    are only its consequences (the block's ``flush()`` finding the sender
+    dead), that root error comes out, as itself.
     """
     exceptions = group.exceptions
     if len(exceptions) > 1 and all(type(exc) is trio.Cancelled for exc in exceptions):
         exceptions = exceptions[:1]
+    if len(exceptions) > 1:
+        roots = [exc for exc in exceptions if not isinstance(exc, trio.BrokenResourceError)]
+        if len(roots) == 1 and all(
+            exc is roots[0] or _follows_from(exc, roots[0]) for exc in exceptions
+        ):
+            exceptions = (roots[0],)
     if len(exceptions) == 1:
         exc = exceptions[0]
         # Raising it here would record the group as its __context__ (and show
@@ -173,7 +208,12 @@ def open_buffered_writer(
 
     Errors come out as themselves, not wrapped in an :exc:`ExceptionGroup`:
     ``except trio.BrokenResourceError:`` around the ``async with`` works.
-    Only several simultaneous errors come out as a group.
+    An error that broke the writer comes out alone, without the
+    :exc:`trio.BrokenResourceError` it caused in the block: a
+    ``KeyboardInterrupt`` raised by *stream*'s ``send_all`` while the block
+    waits in ``flush()`` comes out as itself, so ``except
+    KeyboardInterrupt:`` works.  Only several independent errors come out as
+    a group.
 
     The keyword arguments are :class:`BufferedWriter`'s, checked right away.
     *stream* may also be an ``anyio.abc.ByteSendStream``, on anyio's trio
