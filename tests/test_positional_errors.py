@@ -378,3 +378,24 @@ async def test_entering_open_positional_writer_twice_is_a_clear_runtime_error(
             async with manager:
                 raise AssertionError("the block must not run")  # pragma: no cover
     assert (tmp_path / "f").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("close_fd", [False, True])
+def test_an_append_mode_descriptor_is_refused_and_left_open(tmp_path: Path, close_fd: bool) -> None:
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        with pytest.raises(ValueError, match=r"O_APPEND.*without append mode"):
+            PositionalWriter(fd, close_fd=close_fd)
+        os.fstat(fd)  # still open: a constructor that raises leaves it to the caller
+    finally:
+        os.close(fd)
+
+
+def test_open_positional_writer_refuses_an_append_mode_descriptor_when_called(
+    tmp_path: Path,
+) -> None:
+    with open(tmp_path / "f", "ab") as file:
+        with pytest.raises(ValueError, match="O_APPEND"):
+            open_positional_writer(file.fileno())
+        file.write(b"still usable")
+    assert (tmp_path / "f").read_bytes() == b"still usable"

@@ -91,6 +91,8 @@ def open_positional_writer(
     can be entered once, as :func:`open_buffered_writer`'s.
 
     Raises:
+      ValueError: *file* is a descriptor in append mode (``O_APPEND``),
+        when called (the descriptor is left open).
       OSError: opening or preallocating the file failed.
       PositionalWriteError: a write failed and nothing in the block had
         reported it.
@@ -104,7 +106,8 @@ def open_positional_writer(
         fsync_on_close=fsync_on_close,
         fdatasync=fdatasync,
     )
-    make_writer(-1)  # checks the writer's arguments before anything is opened
+    # Checks the writer's arguments (a descriptor's mode too) before anything is opened.
+    make_writer(file if isinstance(file, int) else -1)
     if preallocate is not None and preallocate < 0:
         raise ValueError(f"preallocate must not be negative, got {preallocate}")
     return _EnterOnce(

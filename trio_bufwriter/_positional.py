@@ -42,8 +42,9 @@ class PositionalWriter(_PositionalOwner):
         await writer.aclose()
 
     Args:
-      fd: A file descriptor open for writing (not in append mode: ``pwrite``
-        ignores the offset on ``O_APPEND`` descriptors on Linux).
+      fd: A file descriptor open for writing, not in append mode (``pwrite``
+        ignores the offset on ``O_APPEND`` descriptors on Linux): one in
+        append mode is refused with :exc:`ValueError`.
       high_water: :meth:`drain` waits while more bytes than this are pending.
       low_water: ... until at most this many are.  Defaults to a quarter of
         *high_water*.
@@ -58,8 +59,12 @@ class PositionalWriter(_PositionalOwner):
 
     Raises:
       TypeError: a water mark is not an int.
-      ValueError: a water mark is negative, or *low_water* > *high_water*.
+      ValueError: a water mark is negative, or *low_water* > *high_water*;
+          or *fd* is in append mode (``O_APPEND``): open the file without it.
       NotImplementedError: the platform has no ``os.pwrite`` (Windows).
+
+    A constructor that raises leaves *fd* open, ``close_fd`` or not: it is
+    still the caller's.
     """
 
     __slots__ = ()
