@@ -25,6 +25,9 @@ from trio_bufwriter import _pwrite as pwrite_module
 from trio_bufwriter._pwrite import write_runs
 from trio_bufwriter._ranges import Run
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 
 
@@ -399,3 +402,29 @@ def test_open_positional_writer_refuses_an_append_mode_descriptor_when_called(
             open_positional_writer(file.fileno())
         file.write(b"still usable")
     assert (tmp_path / "f").read_bytes() == b"still usable"
+
+
+async def test_an_interrupted_owner_breaks_the_writer_without_a_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted_trip(fd: int, runs: list[Run], sync: bool, datasync: bool) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(positional_module, "write_runs", interrupted_trip)
+    writer = PositionalWriter(os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT), close_fd=True)
+    caught: BaseException | None = None
+    with trio.fail_after(10):
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                writer.write_at(0, b"abc")
+        except BaseException as exc:  # (caught here: pytest must not see it)
+            caught = exc
+        assert isinstance(caught, BaseExceptionGroup)
+        assert caught.split(KeyboardInterrupt)[1] is None
+        with pytest.raises(
+            PositionalWriteError, match="the PositionalWriter's owner task was interrupted"
+        ) as error:
+            await writer.aclose()
+    assert error.value.__cause__ is None
+    assert error.value.unwritten == [(0, 3)]

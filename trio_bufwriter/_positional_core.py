@@ -38,8 +38,11 @@ class PositionalWriteError(trio.BrokenResourceError):
     """A positional write failed; the writer is broken.
 
     Its ``__cause__`` is the :exc:`OSError` the system call raised (for
-    example ``ENOSPC``, ``EFBIG``, ``EIO``), and :attr:`unwritten` lists the
-    byte ranges of accepted writes that are not in the file.  Every later
+    example ``ENOSPC``, ``EFBIG``, ``EIO``), or None when no system call
+    failed: the owner task was cancelled or interrupted, or a cancelled
+    ``aclose()`` discarded queued pieces (the message says which).
+    :attr:`unwritten` lists the byte ranges of accepted writes that are not
+    in the file.  Every later
     call on the writer raises a new :exc:`PositionalWriteError` with the same
     cause and ranges.
     """
