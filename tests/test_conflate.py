@@ -492,3 +492,19 @@ async def test_max_keys_lets_a_new_key_in_once_the_writer_has_room_for_the_waiti
             assert stats.refused == 0
             await latest.aclose()
     assert frames_of(stream.accepted) == [frame(0, 0), frame(1, 1), frame(2, 2), frame(3, 3)]
+
+
+async def test_entering_open_conflating_writer_twice_is_a_clear_runtime_error() -> None:
+    stream = ControlledStream()
+    writer = BufferedWriter(stream)
+    with trio.fail_after(5):
+        async with running(writer):
+            manager = open_conflating_writer(writer)
+            async with manager as latest:
+                latest.write_latest(1, b"x")
+            with pytest.raises(
+                RuntimeError, match=r"only be entered once.*open_conflating_writer\("
+            ):
+                async with manager:
+                    raise AssertionError("the block must not run")  # pragma: no cover
+    assert stream.accepted == b"x"

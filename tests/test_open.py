@@ -18,10 +18,11 @@ from trio_bufwriter import (
     open_buffered_stream,
     open_buffered_writer,
 )
+from trio_bufwriter._open import _raise_single
 from trio_bufwriter._open import running as running_context
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 async def _receive_all(stream: trio.abc.ReceiveStream) -> bytes:
@@ -499,3 +500,138 @@ async def test_a_failed_start_closes_the_stream_and_raises_its_error() -> None:
                     raise AssertionError("the block must not run")  # pragma: no cover
     assert inner.closed
     assert writer.state is WriterState.CLOSED
+
+
+# ----------------------------------------------------------------------
+# Hostile use (#21)
+
+
+class CloseFails(ControlledStream):
+    """A stream whose ``aclose`` fails (after closing), without a checkpoint
+    (a cancelled one would raise Cancelled first)."""
+
+    async def aclose(self) -> None:
+        self.close_calls += 1
+        raise OSError("close failed")
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_the_blocks_exception_is_not_masked_by_a_failing_close(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+) -> None:
+    stream = CloseFails()
+
+    async def body() -> None:
+        async with opener(stream) as writer:
+            writer.write(b"x")
+            raise KeyError("from the block")
+
+    with trio.fail_after(5):
+        with pytest.raises(KeyError, match="from the block") as info:
+            await body()
+    assert stream.closed
+    assert info.value.__context__ is None  # the close failure is dropped
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_a_failing_close_on_a_normal_exit_comes_out(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+) -> None:
+    stream = CloseFails()
+    with trio.fail_after(5):
+        with pytest.raises(OSError, match="close failed"):
+            async with opener(stream) as writer:
+                writer.write(b"x")
+    assert stream.accepted == b"x"
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+async def test_entering_an_opener_twice_is_a_clear_runtime_error(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+) -> None:
+    stream = ControlledStream()
+    manager = opener(stream)
+    with trio.fail_after(5):
+        async with manager as writer:
+            writer.write(b"x")
+        with pytest.raises(RuntimeError, match=rf"only be entered once.*{opener.__name__}\("):
+            async with manager:
+                raise AssertionError("the block must not run")  # pragma: no cover
+    assert stream.accepted == b"x"
+
+
+async def test_entering_an_opener_while_it_is_entered_is_a_clear_runtime_error() -> None:
+    stream = ControlledStream()
+    manager = open_buffered_writer(stream)
+    with trio.fail_after(5):
+        async with manager as writer:
+            with pytest.raises(RuntimeError, match="only be entered once"):
+                async with manager:
+                    raise AssertionError("the block must not run")  # pragma: no cover
+            writer.write(b"x")
+    assert stream.accepted == b"x"
+
+
+class InterruptedSend(ControlledStream):
+    """A stream whose ``send_all`` raises *interrupt* (a BaseException)."""
+
+    def __init__(self, interrupt: BaseException) -> None:
+        super().__init__()
+        self.interrupt = interrupt
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        raise self.interrupt
+
+
+@pytest.mark.parametrize("opener", [open_buffered_writer, open_buffered_stream])
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+async def test_an_interrupt_in_the_sender_comes_out_as_itself_not_in_a_group(
+    opener: Callable[[trio.abc.Stream], AbstractAsyncContextManager[BufferedWriter]],
+    interrupt: type[BaseException],
+) -> None:
+    stream = InterruptedSend(interrupt("stop"))
+    caught: BaseException | None = None
+    with trio.fail_after(5):
+        try:
+            async with opener(stream) as writer:
+                writer.write(b"x")
+                await writer.flush()  # the sender dies in send_all meanwhile
+        except BaseException as exc:  # (caught here: pytest must not see it)
+            caught = exc
+    assert type(caught) is interrupt, repr(caught)
+    assert stream.closed
+
+
+def _raised_by_raise_single(exceptions: list[BaseException]) -> BaseException:
+    try:
+        _raise_single(BaseExceptionGroup("nursery", exceptions))
+    except BaseException as exc:  # (a KeyboardInterrupt too: caught here)
+        return exc
+
+
+def test_a_root_error_comes_out_without_the_broken_resource_errors_it_caused() -> None:
+    root = MemoryError("root")
+    caused = trio.BrokenResourceError("broke")
+    caused.__cause__ = root
+    indirect = trio.BrokenResourceError("broke later")
+    indirect.__context__ = trio.BrokenResourceError("broke")
+    indirect.__context__.__context__ = root
+    assert _raised_by_raise_single([root, caused, indirect]) is root
+    interrupted = trio.BrokenResourceError("the writer's sender task was interrupted")
+    interrupt = KeyboardInterrupt()
+    assert _raised_by_raise_single([interrupted, interrupt]) is interrupt
+
+
+def test_errors_that_do_not_follow_from_one_root_stay_a_group() -> None:
+    root = MemoryError("root")
+    unrelated = trio.BrokenResourceError("peer gone")
+    unrelated.__context__ = OSError("reset")
+    assert isinstance(_raised_by_raise_single([root, unrelated]), ExceptionGroup)
+    two_roots: list[BaseException] = [KeyboardInterrupt(), ValueError()]
+    assert isinstance(_raised_by_raise_single(two_roots), BaseExceptionGroup)
+    only_broken: list[BaseException] = [
+        trio.BrokenResourceError("a"),
+        trio.BrokenResourceError("b"),
+    ]
+    assert isinstance(_raised_by_raise_single(only_broken), ExceptionGroup)

@@ -25,6 +25,9 @@ from trio_bufwriter import _pwrite as pwrite_module
 from trio_bufwriter._pwrite import write_runs
 from trio_bufwriter._ranges import Run
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 
 
@@ -319,3 +322,109 @@ async def test_a_failing_close_is_reported_by_aclose(
     assert isinstance(caught.value.__cause__, OSError)
     assert caught.value.unwritten == []
     assert writer.state is WriterState.CLOSED
+
+
+async def test_the_blocks_exception_is_not_masked_by_a_failing_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_close = os.close
+    ours: list[int] = []
+
+    def close_then_fail(fd: int) -> None:
+        real_close(fd)
+        if fd in ours:
+            raise OSError(errno.EIO, "simulated write-back error on close")
+
+    monkeypatch.setattr(os, "close", close_then_fail)
+    writers: list[PositionalWriter] = []
+
+    async def body() -> None:
+        async with open_positional_writer(tmp_path / "f") as writer:
+            writers.append(writer)
+            ours.append(writer.fd)
+            writer.write_at(0, b"x")
+            raise KeyError("from the block")
+
+    with trio.fail_after(10), pytest.raises(KeyError, match="from the block") as caught:
+        await body()
+    assert caught.value.__context__ is None
+    assert writers[0].state is WriterState.CLOSED
+
+
+async def test_a_failed_preallocate_is_not_masked_by_a_failing_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_close = os.close
+
+    def fallocate(fd: int, offset: int, size: int) -> None:
+        raise OSError(errno.ENOSPC, "simulated full disk")
+
+    def close_then_fail(fd: int) -> None:
+        real_close(fd)
+        raise OSError(errno.EIO, "simulated write-back error on close")
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate, raising=False)
+    monkeypatch.setattr(os, "close", close_then_fail)
+    with trio.fail_after(10), pytest.raises(OSError, match="simulated full disk"):
+        async with open_positional_writer(tmp_path / "f", preallocate=100):
+            raise AssertionError("the block must not run")  # pragma: no cover
+
+
+async def test_entering_open_positional_writer_twice_is_a_clear_runtime_error(
+    tmp_path: Path,
+) -> None:
+    manager = open_positional_writer(tmp_path / "f")
+    with trio.fail_after(10):
+        async with manager as writer:
+            writer.write_at(0, b"x")
+        with pytest.raises(RuntimeError, match=r"only be entered once.*open_positional_writer\("):
+            async with manager:
+                raise AssertionError("the block must not run")  # pragma: no cover
+    assert (tmp_path / "f").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("close_fd", [False, True])
+def test_an_append_mode_descriptor_is_refused_and_left_open(tmp_path: Path, close_fd: bool) -> None:
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        with pytest.raises(ValueError, match=r"O_APPEND.*without append mode"):
+            PositionalWriter(fd, close_fd=close_fd)
+        os.fstat(fd)  # still open: a constructor that raises leaves it to the caller
+    finally:
+        os.close(fd)
+
+
+def test_open_positional_writer_refuses_an_append_mode_descriptor_when_called(
+    tmp_path: Path,
+) -> None:
+    with open(tmp_path / "f", "ab") as file:
+        with pytest.raises(ValueError, match="O_APPEND"):
+            open_positional_writer(file.fileno())
+        file.write(b"still usable")
+    assert (tmp_path / "f").read_bytes() == b"still usable"
+
+
+async def test_an_interrupted_owner_breaks_the_writer_without_a_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted_trip(fd: int, runs: list[Run], sync: bool, datasync: bool) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(positional_module, "write_runs", interrupted_trip)
+    writer = PositionalWriter(os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT), close_fd=True)
+    caught: BaseException | None = None
+    with trio.fail_after(10):
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                writer.write_at(0, b"abc")
+        except BaseException as exc:  # (caught here: pytest must not see it)
+            caught = exc
+        assert isinstance(caught, BaseExceptionGroup)
+        assert caught.split(KeyboardInterrupt)[1] is None
+        with pytest.raises(
+            PositionalWriteError, match="the PositionalWriter's owner task was interrupted"
+        ) as error:
+            await writer.aclose()
+    assert error.value.__cause__ is None
+    assert error.value.unwritten == [(0, 3)]

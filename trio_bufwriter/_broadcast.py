@@ -8,7 +8,7 @@ from typing import final
 
 import trio
 
-from ._buffers import BytesLike, bad_data
+from ._buffers import BytesLike, byte_view
 from ._conflate import ConflatingWriter
 from ._limits import BufferLimitError
 from ._stream import BufferedStream
@@ -104,7 +104,8 @@ class Broadcaster:
         with that error; the others get the message.
 
         Raises:
-          TypeError: *data* is not bytes-like (nobody gets anything).
+          TypeError: *data* is not a C-contiguous bytes-like object, as for
+              ``write()`` (nobody gets anything).
         """
         message = _as_bytes(data, "broadcast()")
         dropped: list[tuple[Subscriber, Exception]] = []
@@ -132,8 +133,8 @@ class Broadcaster:
         when its ``max_keys`` refuses a new key).
 
         Raises:
-          TypeError: *frame* is not bytes-like, or *key* is not hashable
-              (nobody gets anything).
+          TypeError: *frame* is not a C-contiguous bytes-like object, or
+              *key* is not hashable (nobody gets anything).
         """
         message = _as_bytes(frame, "broadcast_latest()")
         hash(key)
@@ -167,7 +168,4 @@ def _as_bytes(data: BytesLike, where: str) -> bytes:
     """*data* as bytes, converted once for all the subscribers."""
     if type(data) is bytes:
         return data
-    try:
-        return memoryview(data).tobytes()
-    except TypeError:
-        raise bad_data(data, where) from None
+    return byte_view(data, where).tobytes()

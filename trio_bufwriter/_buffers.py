@@ -12,12 +12,37 @@ if TYPE_CHECKING:
 BytesLike: TypeAlias = "bytes | bytearray | memoryview"
 
 
+def byte_view(data: object, what: str = "write()") -> memoryview:
+    """*data*'s bytes, as a C-contiguous memoryview of format ``"B"``.
+
+    The one rule for what counts as bytes: any object exposing a C-contiguous
+    buffer (``bytes``, ``bytearray``, ``memoryview``, ``array.array``,
+    ``mmap``, ``pickle.PickleBuffer``...); its size is the view's ``nbytes``
+    (``len()`` of the result).  Anything else (``str``, ``int``, ``None``, a
+    non-contiguous buffer) raises :func:`bad_data`'s :exc:`TypeError`, with
+    *what* (the caller, ``"write_at()"``...) in its message.
+
+    The result shares *data*'s memory (no copy).  Hot paths test
+    ``type(data) is bytes`` first and call this only for anything else.
+    """
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise bad_data(data, what) from None
+    if not view.c_contiguous:
+        view.release()
+        raise bad_data(data, what)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
 def bad_data(data: object, what: str = "write()") -> TypeError:
     """The :exc:`TypeError` for *data* that *what* cannot take, saying what to do instead."""
-    if isinstance(data, memoryview) and not data.c_contiguous:
+    if not is_contiguous_buffer(data) and _is_buffer(data):
         return TypeError(
             f"{what} needs a C-contiguous buffer; got a non-contiguous "
-            "memoryview (copy it with .tobytes() first)"
+            f"{type(data).__name__} (copy it with memoryview(data).tobytes() first)"
         )
     if isinstance(data, str):
         return TypeError(
@@ -30,10 +55,19 @@ def bad_data(data: object, what: str = "write()") -> TypeError:
     )
 
 
+def _is_buffer(obj: object) -> bool:
+    """Whether *obj* exposes a buffer at all."""
+    try:
+        memoryview(obj).release()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def is_contiguous_buffer(obj: object) -> bool:
     """Whether *obj* exposes a C-contiguous buffer."""
     try:
         with memoryview(obj) as view:  # type: ignore[arg-type]
             return view.c_contiguous
-    except TypeError:
+    except (TypeError, ValueError):  # (ValueError: a released memoryview)
         return False

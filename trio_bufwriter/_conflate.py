@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, NoReturn, final
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
 
-from ._buffers import BytesLike, bad_data
+from ._buffers import BytesLike, byte_view
 from ._conflation_stats import ConflationStatistics
 from ._lifecycle import Lifecycle
 from ._limits import BufferLimitError
@@ -213,10 +213,7 @@ class ConflatingWriter(Lifecycle):
         if self._state:
             self._raise_not_writable()
         if type(frame) is not bytes:
-            try:
-                frame = memoryview(frame).tobytes()
-            except TypeError:
-                raise bad_data(frame, "write_latest()") from None
+            frame = byte_view(frame, "write_latest()").tobytes()
         pending = self._pending
         writer = self._writer
         # The fast path, for a consumer that keeps up: writer.need_drain,

@@ -31,6 +31,8 @@ from ._receive_buffer import (
     DelimiterNotFoundError,
     ReceiveBuffer,
     _slice,
+    checked_delimiter,
+    checked_size,
 )
 
 T = TypeVar("T")
@@ -111,15 +113,16 @@ class FrameReader:
 
         Raises:
           trio.WouldBlock: fewer are there (so far).
+          TypeError: *size* is not an int.
           ValueError: *size* is negative.
         """
+        if type(size) is not int or size < 0:
+            size = checked_size(size, "size")
         data = self._data
         pos = self._pos
         end = pos + size
         if end > len(data):
             raise trio.WouldBlock
-        if size < 0:
-            raise ValueError("size must be >= 0")
         self._pos = end
         if type(data) is bytes:
             return data[pos:end]
@@ -133,10 +136,11 @@ class FrameReader:
           trio.WouldBlock: the line has not ended yet.
           DelimiterNotFoundError: more than *max_bytes* bytes came without
               a line ending.
+          TypeError: *max_bytes* is not an int.
           ValueError: *max_bytes* is negative.
         """
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
         data = self._data
         pos = self._pos
         start = pos if self._resume is None else pos + self._resumed(b"\n")
@@ -161,13 +165,14 @@ class FrameReader:
           trio.WouldBlock: the delimiter has not come yet.
           DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
               without it.
+          TypeError: *delimiter* is not bytes-like (an ``int``, a ``str``...),
+              or *max_bytes* is not an int.
           ValueError: *delimiter* is empty, or *max_bytes* negative.
         """
-        if not delimiter:
-            raise ValueError("the delimiter must not be empty")
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
-        delimiter = bytes(delimiter)
+        if type(delimiter) is not bytes or not delimiter:
+            delimiter = checked_delimiter(delimiter, "read_until()")
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
         start = 0 if self._resume is None else self._resumed(delimiter)
         rbuf = self._rbuf
         rbuf.pos = self._pos

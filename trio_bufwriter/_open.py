@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar, final
 
 import trio
 
@@ -33,6 +34,64 @@ class _Owner(Protocol):
 
 
 _W = TypeVar("_W", bound=_Owner)
+_T = TypeVar("_T")
+
+
+@final
+class _EnterOnce(AbstractAsyncContextManager[_T]):
+    """What an ``open_*`` helper returns: its context manager, which can be
+    entered once; entering it again raises a clear :exc:`RuntimeError`
+    (rather than ``contextlib``'s ``AttributeError``), before anything
+    happens."""
+
+    __slots__ = ("_entered", "_manager", "_opener")
+
+    def __init__(self, manager: AbstractAsyncContextManager[_T], opener: str) -> None:
+        self._manager = manager
+        self._opener = opener
+        self._entered = False
+
+    async def __aenter__(self) -> _T:
+        if self._entered:
+            raise RuntimeError(
+                f"this {self._opener}(...) context manager can only be entered once; "
+                f"make a new one with {self._opener}(...)"
+            )
+        self._entered = True
+        return await self._manager.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._manager.__aexit__(exc_type, exc, traceback)
+
+
+#: How the writers' :exc:`trio.BrokenResourceError` says that their task
+#: died of a :exc:`BaseException` (``KeyboardInterrupt``...), which is
+#: then in the same nursery group ("the writer's sender task was
+#: interrupted", "the conflating writer's feeder task was interrupted").
+_INTERRUPTED = " task was interrupted"
+
+
+def _follows_from(error: BaseException, root: BaseException) -> bool:
+    """Whether *error* is only a consequence of *root*: a
+    :exc:`trio.BrokenResourceError` chained to it (``__cause__`` or
+    ``__context__``, at any depth), or saying the task was interrupted."""
+    if not isinstance(error, trio.BrokenResourceError):
+        return False
+    if _INTERRUPTED in str(error):
+        return True
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if link is root:
+            return True
+        seen.add(id(link))
+        link = link.__cause__ if link.__cause__ is not None else link.__context__
+    return False
 
 
 def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
@@ -43,10 +102,20 @@ def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     When the block and the writer's task were both cancelled (an outer
     cancel scope), the group holds nothing but :exc:`trio.Cancelled`
     exceptions: one of them comes out, as a checkpoint would raise it.
+    When one error (a ``KeyboardInterrupt`` in the wrapped stream's
+    ``send_all``, say) comes with :exc:`trio.BrokenResourceError` errors that
+    are only its consequences (the block's ``flush()`` finding the sender
+    dead), that root error comes out, as itself.
     """
     exceptions = group.exceptions
     if len(exceptions) > 1 and all(type(exc) is trio.Cancelled for exc in exceptions):
         exceptions = exceptions[:1]
+    if len(exceptions) > 1:
+        roots = [exc for exc in exceptions if not isinstance(exc, trio.BrokenResourceError)]
+        if len(roots) == 1 and all(
+            exc is roots[0] or _follows_from(exc, roots[0]) for exc in exceptions
+        ):
+            exceptions = (roots[0],)
     if len(exceptions) == 1:
         exc = exceptions[0]
         # Raising it here would record the group as its __context__ (and show
@@ -64,11 +133,14 @@ async def _close_forcefully(writer: _Owner) -> None:
     """Close *writer* at once, as :func:`trio.aclose_forcefully` does, raising nothing.
 
     The caller has an exception of its own to report, so neither a close
-    failure nor a Cancelled from the close (the sender dying makes the
-    nursery cancel us mid-close) is raised over it.  A pending cancellation
-    is re-delivered at the next checkpoint.
+    failure (any :exc:`Exception`: the wrapped stream's ``aclose()`` raising
+    :exc:`OSError`, say) nor a Cancelled from the close (the sender dying
+    makes the nursery cancel us mid-close) is raised over it: it is dropped,
+    not attached to the caller's exception.  A pending cancellation is
+    re-delivered at the next checkpoint.  A :exc:`KeyboardInterrupt` or
+    :exc:`SystemExit` from the close still propagates.
     """
-    with suppress(trio.BrokenResourceError, trio.Cancelled), trio.CancelScope() as forceful:
+    with suppress(Exception, trio.Cancelled), trio.CancelScope() as forceful:
         forceful.cancel()
         await writer.aclose()
 
@@ -78,7 +150,9 @@ async def running(writer: _W) -> AsyncIterator[_W]:
     """Run *writer*'s task in a nursery of its own for the block, then close it.
 
     A graceful close on a normal exit; a forceful one (and the block's error,
-    unchanged) if the block raises.  A single error comes out as itself.
+    unchanged) if the block raises: a failure of that close is dropped, never
+    raised over the block's error nor attached to it.  A single error comes
+    out as itself.
 
     The writer owns its stream (or file) from the moment it was made, so
     every way out closes it, including a start that fails or is cancelled
@@ -121,7 +195,9 @@ def open_buffered_writer(
     normal exit the writer is closed gracefully (:meth:`~BufferedWriter.aclose`:
     flush, then close *stream*), which waits for the peer to take the bytes.
     If the block raises, the writer is closed at once instead, discarding
-    what was not yet sent, and the block's exception propagates unchanged.
+    what was not yet sent, and the block's exception propagates unchanged:
+    if that close fails too (the wrapped stream's ``aclose()`` raising, say),
+    its error is dropped, not raised over the block's nor attached to it.
 
     The writer owns *stream* from this call on: every way out of the block
     closes it, including a start of the sender that fails or is cancelled
@@ -132,17 +208,26 @@ def open_buffered_writer(
 
     Errors come out as themselves, not wrapped in an :exc:`ExceptionGroup`:
     ``except trio.BrokenResourceError:`` around the ``async with`` works.
-    Only several simultaneous errors come out as a group.
+    An error that broke the writer comes out alone, without the
+    :exc:`trio.BrokenResourceError` it caused in the block: a
+    ``KeyboardInterrupt`` raised by *stream*'s ``send_all`` while the block
+    waits in ``flush()`` comes out as itself, so ``except
+    KeyboardInterrupt:`` works.  Only several independent errors come out as
+    a group.
 
     The keyword arguments are :class:`BufferedWriter`'s, checked right away.
     *stream* may also be an ``anyio.abc.ByteSendStream``, on anyio's trio
     backend.
 
+    The context manager can be entered once: entering it again (after the
+    block, or inside it) raises :exc:`RuntimeError`; call
+    ``open_buffered_writer()`` again for a new one.
+
     Raises:
       TypeError: *stream* is neither a trio nor an anyio send stream.
       RuntimeError: it is an anyio stream, and this is not a trio task.
     """
-    return running(BufferedWriter(stream, **options))
+    return _EnterOnce(running(BufferedWriter(stream, **options)), "open_buffered_writer")
 
 
 def open_buffered_stream(
@@ -155,7 +240,7 @@ def open_buffered_stream(
     *stream* may also be an ``anyio.abc.ByteStream``, on anyio's trio
     backend.  The same as :func:`open_buffered_writer` in every other respect.
     """
-    return running(BufferedStream(stream, **options))
+    return _EnterOnce(running(BufferedStream(stream, **options)), "open_buffered_stream")
 
 
 def open_conflating_writer(
@@ -174,11 +259,13 @@ def open_conflating_writer(
     waiting frames are handed to *writer* and *writer* is closed
     (:meth:`ConflatingWriter.aclose`); if the block raises, both are closed
     at once and the block's exception propagates unchanged, as with
-    :func:`open_buffered_writer`.
+    :func:`open_buffered_writer`.  It can be entered once, as that one.
 
     Raises:
       TypeError: *writer* is not a :class:`BufferedWriter` or
           :class:`BufferedStream`.
       ValueError: *max_keys* is not a positive int or None.
     """
-    return running(ConflatingWriter(writer, max_keys=max_keys))
+    return _EnterOnce(
+        running(ConflatingWriter(writer, max_keys=max_keys)), "open_conflating_writer"
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
-from ._open import running
+from ._open import _EnterOnce, running
 from ._positional import PositionalWriter
 from ._positional_core import DEFAULT_POSITIONAL_HIGH_WATER
 
@@ -82,12 +82,17 @@ def open_positional_writer(
     every pending write is written, then the optional ``fsync``).  If the
     block raises, pieces not yet handed to a worker thread are discarded, the
     one in flight (if any) finishes, the descriptor is closed, and the
-    block's exception propagates unchanged.  A descriptor opened here from a
+    block's exception propagates unchanged (a failure of that close is
+    dropped, as with :func:`open_buffered_writer`; so is one closing the
+    descriptor after a failed preallocation).  A descriptor opened here from a
     path is closed on every way out, including an entry that is cancelled
     or fails before the block runs; one passed in is never closed.  A single error comes out as
-    itself, not wrapped in an :exc:`ExceptionGroup`.
+    itself, not wrapped in an :exc:`ExceptionGroup`.  The context manager
+    can be entered once, as :func:`open_buffered_writer`'s.
 
     Raises:
+      ValueError: *file* is a descriptor in append mode (``O_APPEND``),
+        when called (the descriptor is left open).
       OSError: opening or preallocating the file failed.
       PositionalWriteError: a write failed and nothing in the block had
         reported it.
@@ -101,10 +106,13 @@ def open_positional_writer(
         fsync_on_close=fsync_on_close,
         fdatasync=fdatasync,
     )
-    make_writer(-1)  # checks the writer's arguments before anything is opened
+    # Checks the writer's arguments (a descriptor's mode too) before anything is opened.
+    make_writer(file if isinstance(file, int) else -1)
     if preallocate is not None and preallocate < 0:
         raise ValueError(f"preallocate must not be negative, got {preallocate}")
-    return _open_and_run(file, create, truncate, preallocate, make_writer)
+    return _EnterOnce(
+        _open_and_run(file, create, truncate, preallocate, make_writer), "open_positional_writer"
+    )
 
 
 @asynccontextmanager
@@ -125,7 +133,8 @@ async def _open_and_run(
             await trio.to_thread.run_sync(_preallocate, fd, preallocate)
     except BaseException:
         if owned:
-            os.close(fd)
+            with suppress(OSError):  # the preallocation's error is the one to report
+                os.close(fd)
         raise
     writer = make_writer(fd, close_fd=owned)
     async with running(writer):

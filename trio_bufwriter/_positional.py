@@ -13,7 +13,7 @@ from typing import final
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
-from ._buffers import BytesLike, bad_data
+from ._buffers import BytesLike, byte_view
 from ._positional_core import _MAX_FILE_OFFSET
 from ._positional_owner import _PositionalOwner
 from ._state import WriterState
@@ -42,8 +42,9 @@ class PositionalWriter(_PositionalOwner):
         await writer.aclose()
 
     Args:
-      fd: A file descriptor open for writing (not in append mode: ``pwrite``
-        ignores the offset on ``O_APPEND`` descriptors on Linux).
+      fd: A file descriptor open for writing, not in append mode (``pwrite``
+        ignores the offset on ``O_APPEND`` descriptors on Linux): one in
+        append mode is refused with :exc:`ValueError`.
       high_water: :meth:`drain` waits while more bytes than this are pending.
       low_water: ... until at most this many are.  Defaults to a quarter of
         *high_water*.
@@ -58,8 +59,12 @@ class PositionalWriter(_PositionalOwner):
 
     Raises:
       TypeError: a water mark is not an int.
-      ValueError: a water mark is negative, or *low_water* > *high_water*.
+      ValueError: a water mark is negative, or *low_water* > *high_water*;
+          or *fd* is in append mode (``O_APPEND``): open the file without it.
       NotImplementedError: the platform has no ``os.pwrite`` (Windows).
+
+    A constructor that raises leaves *fd* open, ``close_fd`` or not: it is
+    still the caller's.
     """
 
     __slots__ = ()
@@ -67,15 +72,19 @@ class PositionalWriter(_PositionalOwner):
     def write_at(self, offset: int, data: BytesLike) -> None:
         """Queue *data* to be written at byte *offset* of the file.
 
-        Synchronous: it never blocks and never yields.  ``bytes`` are kept by
-        reference; any other buffer (``bytearray``, ``memoryview``, an
-        ``array``) is copied, so the caller may reuse it at once.  Where
+        Synchronous: it never blocks and never yields.  *data* is any object
+        with a C-contiguous buffer, of ``memoryview(data).nbytes`` bytes, as
+        for ``write()``.  ``bytes`` are kept by reference; any other buffer
+        (``bytearray``, ``memoryview``, an ``array``, an ``mmap``) is copied,
+        so the caller may reuse it at once.  Where
         writes overlap, the later call's bytes win, exactly as if every write
         had been applied in call order.  Writing past the end of the file
         extends it (with a hole, where the file system supports them).
 
         Raises:
-          TypeError: *offset* is not an integer, or *data* is not bytes-like.
+          TypeError: *offset* is not an integer, or *data* is not a
+              C-contiguous bytes-like object (``str``, ``int``, ``None``, a
+              non-contiguous ``memoryview``...).  Nothing is queued.
           ValueError: *offset* is negative, or the write would end past the
               largest file offset.
           PositionalWriteError: an earlier write failed.
@@ -90,10 +99,7 @@ class PositionalWriter(_PositionalOwner):
         if offset < 0:
             raise ValueError(f"offset must not be negative, got {offset}")
         if type(data) is not bytes:
-            try:
-                data = memoryview(data).tobytes()
-            except TypeError:
-                raise bad_data(data, "write_at()") from None
+            data = byte_view(data, "write_at()").tobytes()
         size = len(data)
         if offset + size > _MAX_FILE_OFFSET:
             raise ValueError(f"a write of {size} bytes at {offset} ends past the largest offset")

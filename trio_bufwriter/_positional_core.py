@@ -38,8 +38,11 @@ class PositionalWriteError(trio.BrokenResourceError):
     """A positional write failed; the writer is broken.
 
     Its ``__cause__`` is the :exc:`OSError` the system call raised (for
-    example ``ENOSPC``, ``EFBIG``, ``EIO``), and :attr:`unwritten` lists the
-    byte ranges of accepted writes that are not in the file.  Every later
+    example ``ENOSPC``, ``EFBIG``, ``EIO``), or None when no system call
+    failed: the owner task was cancelled or interrupted, or a cancelled
+    ``aclose()`` discarded queued pieces (the message says which).
+    :attr:`unwritten` lists the byte ranges of accepted writes that are not
+    in the file.  Every later
     call on the writer raises a new :exc:`PositionalWriteError` with the same
     cause and ranges.
     """
@@ -53,6 +56,24 @@ class PositionalWriteError(trio.BrokenResourceError):
     def __init__(self, message: str, unwritten: list[Range]) -> None:
         super().__init__(message)
         self.unwritten = unwritten
+
+
+def _refuse_append_mode(fd: int) -> None:
+    """Raise :exc:`ValueError` if *fd* is in append mode (``pwrite`` would
+    ignore the offsets).  A descriptor whose flags cannot be read (not open,
+    or negative) is left to fail at the first write."""
+    import fcntl  # (POSIX only, as os.pwrite, checked before this)
+
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except (OSError, ValueError):  # (ValueError: a negative number)
+        return
+    if flags & os.O_APPEND:
+        raise ValueError(
+            f"file descriptor {fd} is in append mode (O_APPEND): every write would "
+            "land at the end of the file, whatever its offset; open the file "
+            "without append mode (os.O_WRONLY, or mode 'r+b' rather than 'ab')"
+        )
 
 
 def _describe(ranges: list[Range], limit: int = 5) -> str:
@@ -129,8 +150,10 @@ class _PositionalCore(trio.abc.AsyncResource):
         high_water, low_water = water_marks(high_water, low_water, DEFAULT_POSITIONAL_HIGH_WATER)
         if isinstance(fd, bool):
             raise TypeError("fd must be a file descriptor (an int), not a bool")
+        fd = operator.index(fd)
+        _refuse_append_mode(fd)
         #: The file descriptor written to.
-        self.fd = operator.index(fd)
+        self.fd = fd
         self._high_water = high_water
         self._low_water = low_water
         self._fsync_on_close = fsync_on_close

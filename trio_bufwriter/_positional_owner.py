@@ -27,7 +27,11 @@ class _PositionalOwner(_PositionalCore):
 
         A trip in a worker thread is never abandoned: cancelling the owner
         lets it finish and records its result, then the writer becomes
-        broken, with the pieces still queued listed as unwritten.
+        broken, with the pieces still queued listed as unwritten: its
+        :exc:`PositionalWriteError` says "the PositionalWriter's owner task
+        was cancelled" (or "interrupted", for a ``KeyboardInterrupt``), with
+        no ``__cause__``, as no system call failed.  Any other exception
+        that escapes it is chained as the cause.
 
         Raises:
           RuntimeError: it was already started.
@@ -40,7 +44,12 @@ class _PositionalOwner(_PositionalCore):
             await self._write_all()
         except BaseException as exc:
             if self._failure is None:
-                self._fail(exc, [], "the owner task was cancelled or failed")
+                if isinstance(exc, Exception):
+                    self._fail(exc, [], "the PositionalWriter's owner task failed")
+                else:
+                    # As the stream writer's sender: no OSError to chain.
+                    what = "cancelled" if isinstance(exc, trio.Cancelled) else "interrupted"
+                    self._fail(None, [], f"the PositionalWriter's owner task was {what}")
             raise
         finally:
             self._owner_done.set()

@@ -39,8 +39,10 @@ from ._receive_buffer import (
     RECEIVE_SIZE,
     IncompleteReadError,
     ReceiveBuffer,
+    checked_delimiter,
+    checked_size,
 )
-from ._run_context import RUN_CONTEXT
+from ._run_context import cancel_pending
 
 T = TypeVar("T")
 
@@ -82,11 +84,16 @@ class _BufferedReads(trio.abc.ReceiveStream):
         call after that).  Cancelled, it has received nothing.
 
         Raises:
+          TypeError: *max_bytes* is not an int (nor None).
           ValueError: *max_bytes* is less than 1.
           trio.BusyResourceError: another task is receiving.
           trio.ClosedResourceError: the stream was closed.
           trio.BrokenResourceError: the wrapped stream failed.
+
+        A bad *max_bytes* raises before anything is received or taken.
         """
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            max_bytes = checked_size(max_bytes, "max_bytes", 1)
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
@@ -97,8 +104,6 @@ class _BufferedReads(trio.abc.ReceiveStream):
                 return await self._receive_more(max_bytes)
             if max_bytes is None:
                 max_bytes = RECEIVE_SIZE
-            elif max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
             await checkpoint_if_cancelled()
             data = rbuf.take_some(max_bytes)
             await cancel_shielded_checkpoint()
@@ -121,23 +126,22 @@ class _BufferedReads(trio.abc.ReceiveStream):
         next read.
 
         Raises:
-          ValueError: *size* is negative.
+          TypeError: *size* is not an int (an object with ``__index__``,
+              as trio takes, will do); raised before anything moves.
+          ValueError: *size* is negative (likewise).
           IncompleteReadError: the stream ended first; its ``partial`` holds
               the bytes there were (they are taken out of the buffer).
           trio.BusyResourceError: another task is receiving.
           trio.ClosedResourceError: the stream was closed.
           trio.BrokenResourceError: the wrapped stream failed.
         """
-        if size < 0:
-            raise ValueError("size must be >= 0")
+        if type(size) is not int or size < 0:
+            size = checked_size(size, "size")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        if RUN_CONTEXT is not None:
-            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
-                await checkpoint()  # raises Cancelled
-        else:  # pragma: no cover - only on a trio whose internals moved
-            await checkpoint_if_cancelled()
+        if cancel_pending():
+            await checkpoint()  # raises Cancelled
         data = rbuf.take_exactly(size)
         if data is None:
             data = await self._receive_exactly(size)
@@ -158,7 +162,10 @@ class _BufferedReads(trio.abc.ReceiveStream):
         next read.
 
         Raises:
-          ValueError: *delimiter* is empty, or *max_bytes* negative.
+          TypeError: *delimiter* is not bytes-like (``bytes``, ``bytearray``,
+              a C-contiguous buffer: not an ``int``, nor a ``str``), or
+              *max_bytes* is not an int; raised before anything moves.
+          ValueError: *delimiter* is empty, or *max_bytes* negative (likewise).
           DelimiterNotFoundError: ``max_bytes + len(delimiter)`` bytes came
               without the delimiter; they stay in the buffer.
           IncompleteReadError: the stream ended before the delimiter; its
@@ -167,19 +174,15 @@ class _BufferedReads(trio.abc.ReceiveStream):
           trio.ClosedResourceError: the stream was closed.
           trio.BrokenResourceError: the wrapped stream failed.
         """
-        if not delimiter:
-            raise ValueError("the delimiter must not be empty")
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+        if type(delimiter) is not bytes or not delimiter:
+            delimiter = checked_delimiter(delimiter, "receive_until()")
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        delimiter = bytes(delimiter)
-        if RUN_CONTEXT is not None:
-            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
-                await checkpoint()  # raises Cancelled
-        else:  # pragma: no cover - only on a trio whose internals moved
-            await checkpoint_if_cancelled()
+        if cancel_pending():
+            await checkpoint()  # raises Cancelled
         data = rbuf.take_until(delimiter, max_bytes, 0, False)
         if data is None:
             data = await self._receive_until(delimiter, max_bytes, False)
@@ -196,16 +199,13 @@ class _BufferedReads(trio.abc.ReceiveStream):
         Otherwise it is :meth:`receive_until` with ``b"\\n"``: the same
         waiting, checkpoints, cancellation and errors.
         """
-        if max_bytes < 0:
-            raise ValueError("max_bytes must be >= 0")
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        if RUN_CONTEXT is not None:
-            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
-                await checkpoint()  # raises Cancelled
-        else:  # pragma: no cover - only on a trio whose internals moved
-            await checkpoint_if_cancelled()
+        if cancel_pending():
+            await checkpoint()  # raises Cancelled
         # The hot path of a line protocol, inlined: a line in a received
         # chunk (what ReceiveBuffer.take_line does first).
         data = rbuf.data
@@ -270,11 +270,8 @@ class _BufferedReads(trio.abc.ReceiveStream):
         reader._resume = None
         if rbuf.pos < len(rbuf.data):
             # (A receive below is a cancellation point of its own.)
-            if RUN_CONTEXT is not None:
-                if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
-                    await checkpoint()  # raises Cancelled
-            else:  # pragma: no cover - only on a trio whose internals moved
-                await checkpoint_if_cancelled()
+            if cancel_pending():
+                await checkpoint()  # raises Cancelled
             frames = decode_buffered(reader, rbuf, decode)
             if frames:
                 return frames

@@ -30,7 +30,10 @@ large message arriving in many small pieces, neither with quadratic copying.
 
 from __future__ import annotations
 
+import operator
 from typing import final
+
+from ._buffers import byte_view
 
 #: The default *max_bytes* of ``receive_until`` and ``receive_line``: as
 #: asyncio's ``StreamReader`` limit, 64 KiB.
@@ -40,6 +43,49 @@ DEFAULT_MAX_LINE = 64 * 1024
 RECEIVE_SIZE = 64 * 1024
 
 _CR = ord("\r")
+
+
+def checked_size(value: object, name: str, minimum: int = 0) -> int:
+    """*value* as a size of at least *minimum*, or the error for it.
+
+    The one rule for the size arguments of every read (the awaited reads'
+    and :class:`~trio_bufwriter.FrameReader`'s): an ``int``, or anything
+    :func:`operator.index` takes, as trio's own reads do (so a ``bool`` is
+    an int here too), at least *minimum*.  Callers test
+    ``type(value) is not int or value < minimum`` and call this only then,
+    before anything moves: the hot path stays that one test.
+
+    Raises:
+      TypeError: *value* is not an integer (a float, a str, None...).
+      ValueError: it is less than *minimum*.
+    """
+    try:
+        size = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__!r}") from None
+    if size < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {size}")
+    return size
+
+
+def checked_delimiter(delimiter: object, what: str) -> bytes:
+    """*delimiter* as ``bytes``, or the error for it.
+
+    The one rule for the delimiter of ``receive_until()`` and
+    ``FrameReader.read_until()`` (*what* names the caller): bytes as
+    :func:`~._buffers.byte_view` counts them (an ``int`` is not ten NUL
+    bytes, a ``str`` not its encoding), and not empty.  Callers test
+    ``type(delimiter) is not bytes or not delimiter`` and call this only
+    then, before anything moves.
+
+    Raises:
+      TypeError: *delimiter* is not bytes-like.
+      ValueError: it is empty.
+    """
+    with byte_view(delimiter, what) as view:
+        if not view.nbytes:
+            raise ValueError(f"the delimiter must not be empty (in {what})")
+        return view.tobytes()
 
 
 class DelimiterNotFoundError(Exception):

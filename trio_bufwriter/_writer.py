@@ -39,7 +39,7 @@ from trio.lowlevel import (
 )
 
 from ._anyio import as_send_stream
-from ._buffers import BytesLike, bad_data
+from ._buffers import BytesLike, bad_data, byte_view
 from ._conflict import ConflictDetector
 from ._lifecycle import START_ADVICE, Lifecycle
 from ._limits import BufferLimitError, OverflowPolicy, StallClock, StallTimeoutError
@@ -432,7 +432,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             except TypeError:
                 raise bad_data(data) from None
         else:
-            self._queue_copy(self._byte_view(data, "write()"))
+            self._queue_copy(byte_view(data, "write()"))
         q.write_calls += 1
 
     def writelines(self, data: Iterable[BytesLike]) -> None:
@@ -465,7 +465,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
                 try:
                     chunk += item
                 except TypeError:
-                    chunk += self._byte_view(item, "writelines()")
+                    chunk += byte_view(item, "writelines()")
         finally:
             self._in_writelines = False
             self._sender_wants_data = wants_data
@@ -505,17 +505,6 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
                 self._folded += max(0, self._q.write_calls - self._cork_mark - 1)
                 self._uncork()
 
-    @staticmethod
-    def _byte_view(data: object, what: str) -> memoryview:
-        """*data* as a flat memoryview of bytes, or the :exc:`TypeError` for it."""
-        try:
-            view = memoryview(data)  # type: ignore[arg-type]
-        except TypeError:
-            raise bad_data(data, what) from None
-        if not view.c_contiguous:
-            raise bad_data(view, what)
-        return view.cast("B") if view.format != "B" or view.ndim != 1 else view
-
     def _queue_copy(self, data: bytes | bytearray | memoryview) -> None:
         """Append *data* (flat bytes) to the buffer, if max_buffer has room."""
         self._check_room(len(data))
@@ -531,7 +520,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         except (AttributeError, RuntimeError):
             raise _thread_error("writer.write()") from None
         q = self._q
-        view = self._byte_view(data, "write()")
+        view = byte_view(data, "write()")
         size = len(view)
         self._check_room(size)
         if self._sink.direct and not self._hold_direct and step != self._direct_step:
