@@ -107,8 +107,8 @@ def _(result: Any) -> None:
     assert all(batches_3)
     assert partial == partial_3 == b"\x00\x00\x00\nhalf"  # the length too
     assert (
-        error
-        == "no b'\\n' in the first 101 bytes received (max_bytes=100); they are left in the buffer"
+        error == "more than max_bytes=100 bytes without a b'\\n' (the limit on what may come "
+        "before it; 101 bytes searched); they are left in the buffer"
     )
     assert line == b"x" * 200
 
