@@ -64,11 +64,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the Sphinx docs with warnings as errors, and run the docs' snippets."""
+    """Build the Sphinx docs with warnings as errors, run the docs' snippets, and
+    check the rendered pages for markup left over (double backticks, roles)."""
     session.install("-e", ".[docs,test]")
     # docs/conf.py links to the Python and trio docs when it can reach them.
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
-    session.run("pytest", "tests/test_docs_snippets.py")
+    session.run("pytest", "tests/test_docs_snippets.py", "tests/test_docs_html.py")
 
 
 @nox.session

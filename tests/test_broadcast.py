@@ -151,3 +151,26 @@ def test_only_writers_can_subscribe_and_only_bytes_can_be_broadcast() -> None:
     hub.discard(writer)
     hub.discard(writer)
     assert len(hub) == 0
+
+
+async def test_broadcast_exclude_skips_one_subscriber_which_stays_subscribed() -> None:
+    streams = [ControlledStream() for _ in range(3)]
+    writers = [BufferedWriter(s) for s in streams]
+    hub = Broadcaster()
+    for w in writers:
+        hub.add(w)
+    sender = writers[1]
+    with trio.fail_after(5):
+        async with running(writers[0]), running(writers[1]), running(writers[2]):
+            assert hub.broadcast(b"from 1\n", exclude=sender) == []
+            assert hub.broadcast(b"to all\n") == []
+            # Excluding a writer that is not subscribed changes nothing.
+            assert hub.broadcast(b"again\n", exclude=BufferedWriter(ControlledStream())) == []
+            for w in writers:
+                await w.flush()
+    assert sender in hub
+    assert len(hub) == 3
+    assert bytes(streams[0].accepted) == b"from 1\nto all\nagain\n"
+    assert bytes(streams[1].accepted) == b"to all\nagain\n"
+    assert bytes(streams[2].accepted) == b"from 1\nto all\nagain\n"
+    assert hub.statistics().messages == 3

@@ -441,6 +441,25 @@ async def test_broadcast_latest_conflates_for_the_slow_subscriber_only() -> None
         assert mine[-1] == frame(key, 57 + key)
 
 
+async def test_broadcast_latest_exclude_skips_one_subscriber() -> None:
+    one, two = ControlledStream(), ControlledStream()
+    hub = Broadcaster()
+    with trio.fail_after(5):
+        async with (
+            open_buffered_writer(one) as one_writer,
+            open_buffered_writer(two) as two_writer,
+            open_conflating_writer(one_writer) as one_latest,
+            open_conflating_writer(two_writer) as two_latest,
+        ):
+            hub.add(one_latest)
+            hub.add(two_latest)
+            assert hub.broadcast_latest(1, frame(1, 0), exclude=two_latest) == []
+            assert hub.broadcast_latest(1, frame(1, 1)) == []
+            assert two_latest in hub
+    assert frames_of(one.accepted) == [frame(1, 0), frame(1, 1)]
+    assert frames_of(two.accepted) == [frame(1, 1)]
+
+
 async def test_broadcast_latest_refuses_bad_arguments_before_anyone_gets_anything() -> None:
     hub = Broadcaster()
     with pytest.raises(TypeError, match="broadcast_latest"):

@@ -107,10 +107,41 @@ def _(result: Any) -> None:
     assert all(batches_3)
     assert partial == partial_3 == b"\x00\x00\x00\nhalf"  # the length too
     assert (
-        error
-        == "no b'\\n' in the first 101 bytes received (max_bytes=100); they are left in the buffer"
+        error == "more than max_bytes=100 bytes without a b'\\n' (the limit on what may come "
+        "before it; 101 bytes searched); they are left in the buffer"
     )
     assert line == b"x" * 200
+
+
+@check("recipe_chat")
+def _(result: Any) -> None:
+    assert result == {
+        "alice": [b"* welcome, alice", b"* bob joined", b"* carol joined", b"* bob left"],
+        "bob": [b"* welcome, bob", b"* carol joined", b"alice: hi all"],
+        "carol": [b"* welcome, carol", b"alice: hi all", b"* bob left"],
+    }
+
+
+@check("recipe_rpc")
+def _(result: Any) -> None:
+    assert sorted(result) == sorted(
+        b"TASK %d CALL %d" % (task, call) for task in range(10) for call in range(20)
+    )
+
+
+@check("recipe_ticker")
+def _(result: Any) -> None:
+    published, fast, slow = result
+    keys, updates = 50, 200
+    assert published == keys * updates
+    for frames in (fast, slow):
+        # Per key, prices only move forward, and the last one always arrives.
+        for key in range(keys):
+            prices = [price for k, price in frames if k == key]
+            assert prices == sorted(set(prices))
+            assert prices[-1] == updates - 1
+    # The slow client read nothing until the end: it got far fewer updates.
+    assert len(slow) < published // 2
 
 
 @check("barrier")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -299,6 +300,18 @@ def test_open_buffered_writer_rejects_a_non_stream_when_called() -> None:
 def test_open_buffered_stream_rejects_a_one_way_stream_when_called() -> None:
     with pytest.raises(TypeError, match="wrap a one-way SendStream with BufferedWriter"):
         open_buffered_stream(trio.testing.MemorySendStream())  # type: ignore[arg-type]
+
+
+async def test_wrapping_a_socket_says_to_make_a_socket_stream_of_it() -> None:
+    with socket.socket() as sock:
+        for wrap in (BufferedStream, BufferedWriter, open_buffered_stream, open_buffered_writer):
+            with pytest.raises(TypeError) as info:
+                wrap(sock)  # type: ignore[operator]
+            assert "trio.SocketStream(trio.socket.from_stdlib_socket(sock))" in str(info.value)
+            assert "SendStream with BufferedWriter" not in str(info.value)
+        trio_sock = trio.socket.from_stdlib_socket(sock.dup())
+        with trio_sock, pytest.raises(TypeError, match=r"wrap trio\.SocketStream\(sock\)$"):
+            BufferedStream(trio_sock)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------

@@ -682,3 +682,17 @@ def test_writer_states_are_ordered_as_documented() -> None:
         "BROKEN",
     ]
     assert not WriterState.OPEN
+
+
+async def test_writer_state_prints_as_its_name_and_still_compares_as_a_number() -> None:
+    writer = BufferedWriter(ControlledStream())
+    with trio.fail_after(5):
+        async with running(writer):
+            assert f"{writer.state}" == str(writer.state) == "OPEN"
+            assert f"[{writer.state:>8}]" == "[    OPEN]"
+            assert writer.state == 0
+            assert writer.state < WriterState.CLOSED
+            await writer.aclose()
+            assert f"state={writer.statistics().state}" == "state=CLOSED"
+    assert repr(WriterState.BROKEN) == "<WriterState.BROKEN: 5>"
+    assert int(WriterState.BROKEN) == 5

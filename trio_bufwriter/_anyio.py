@@ -42,6 +42,7 @@ to a :class:`trio.SocketStream` only; an anyio socket goes through its
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
 from contextlib import suppress
 from typing import TYPE_CHECKING, NoReturn, final
@@ -249,6 +250,20 @@ def _adapt(stream: object, *, two_way: bool) -> trio.abc.SendStream | None:
     return None
 
 
+def _not_a_stream(stream: object, expected: str, hint: str = "") -> TypeError:
+    """The TypeError for wrapping *stream*, which is no stream we know; *hint*
+    ends the message unless *stream* is a socket, which gets its own."""
+    message = f"expected {expected}, not {type(stream).__name__!r}"
+    if isinstance(stream, trio.socket.SocketType):
+        hint = ": a socket is not a stream; wrap trio.SocketStream(sock)"
+    elif isinstance(stream, socket.socket):
+        hint = (
+            ": a socket is not a stream; wrap "
+            "trio.SocketStream(trio.socket.from_stdlib_socket(sock))"
+        )
+    return TypeError(message + hint)
+
+
 def as_send_stream(stream: object) -> trio.abc.SendStream:
     """*stream* if it is a trio send stream, an adapter if it is an anyio one.
 
@@ -261,9 +276,10 @@ def as_send_stream(stream: object) -> trio.abc.SendStream:
         return stream
     adapter = _adapt(stream, two_way=False)
     if adapter is None:
-        raise TypeError(
-            "expected a trio.abc.SendStream to wrap (or an anyio.abc.ByteSendStream, on "
-            f"anyio's trio backend), not {type(stream).__name__!r}"
+        raise _not_a_stream(
+            stream,
+            "a trio.abc.SendStream to wrap (or an anyio.abc.ByteSendStream, on "
+            "anyio's trio backend)",
         )
     return adapter
 
@@ -279,10 +295,10 @@ def as_stream(stream: object) -> trio.abc.Stream:
         return stream
     adapter = _adapt(stream, two_way=True)
     if adapter is None:
-        raise TypeError(
-            "expected a trio.abc.Stream to wrap (or an anyio.abc.ByteStream, on anyio's "
-            f"trio backend), not {type(stream).__name__!r} (wrap a one-way SendStream "
-            "with BufferedWriter)"
+        raise _not_a_stream(
+            stream,
+            "a trio.abc.Stream to wrap (or an anyio.abc.ByteStream, on anyio's trio backend)",
+            " (wrap a one-way SendStream with BufferedWriter)",
         )
     assert isinstance(adapter, trio.abc.Stream)
     return adapter

@@ -95,10 +95,15 @@ class Broadcaster:
     def __iter__(self) -> Iterator[Subscriber]:
         return iter(list(self._writers))
 
-    def broadcast(self, data: BytesLike) -> list[tuple[Subscriber, Exception]]:
-        """Queue *data* to every subscriber; return the ones dropped, with why.
+    def broadcast(
+        self, data: BytesLike, *, exclude: Subscriber | None = None
+    ) -> list[tuple[Subscriber, Exception]]:
+        """Queue *data* to every subscriber but *exclude*; return the ones
+        dropped, with why.
 
-        Never blocks and never yields.  Each subscriber that raises
+        Never blocks and never yields.  *exclude* (say, the chat client the
+        message came from) stays subscribed and gets nothing; it need not be
+        subscribed.  Each subscriber that raises
         :exc:`BufferLimitError`, :exc:`trio.BrokenResourceError` or
         :exc:`trio.ClosedResourceError` is removed from the set and returned
         with that error; the others get the message.
@@ -110,6 +115,8 @@ class Broadcaster:
         message = _as_bytes(data, "broadcast()")
         dropped: list[tuple[Subscriber, Exception]] = []
         for writer in list(self._writers):
+            if writer is exclude:
+                continue
             try:
                 writer.write(message)
             except (BufferLimitError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -120,10 +127,10 @@ class Broadcaster:
         return dropped
 
     def broadcast_latest(
-        self, key: Hashable, frame: BytesLike
+        self, key: Hashable, frame: BytesLike, *, exclude: Subscriber | None = None
     ) -> list[tuple[Subscriber, Exception]]:
-        """Queue *frame* as the newest value of *key* to every subscriber;
-        return the ones dropped, with why.
+        """Queue *frame* as the newest value of *key* to every subscriber but
+        *exclude*; return the ones dropped, with why.
 
         A :class:`ConflatingWriter` subscriber gets it through
         :meth:`~ConflatingWriter.write_latest` (replacing its unsent frame
@@ -140,6 +147,8 @@ class Broadcaster:
         hash(key)
         dropped: list[tuple[Subscriber, Exception]] = []
         for writer in list(self._writers):
+            if writer is exclude:
+                continue
             try:
                 if type(writer) is ConflatingWriter:
                     writer.write_latest(key, message)

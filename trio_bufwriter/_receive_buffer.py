@@ -105,8 +105,9 @@ class DelimiterNotFoundError(Exception):
 
     def __init__(self, delimiter: bytes, max_bytes: int, looked_at: int) -> None:
         super().__init__(
-            f"no {delimiter!r} in the first {looked_at} bytes received "
-            f"(max_bytes={max_bytes}); they are left in the buffer"
+            f"more than max_bytes={max_bytes} bytes without a {delimiter!r} (the "
+            f"limit on what may come before it; {looked_at} bytes searched); they "
+            "are left in the buffer"
         )
         self.delimiter = delimiter
         self.max_bytes = max_bytes

@@ -17,6 +17,9 @@ class WriterState(enum.IntEnum):
     A :class:`PositionalWriter` uses :attr:`OPEN`, :attr:`CLOSING`,
     :attr:`BROKEN` and :attr:`CLOSED` (a broken one still ends CLOSED once
     :meth:`~PositionalWriter.aclose` has closed it).
+
+    It is an :class:`enum.IntEnum` whose ``str()`` and ``format()`` give the
+    name: ``f"{writer.state}"`` is ``"OPEN"``.
     """
 
     #: Accepting writes.
@@ -33,6 +36,14 @@ class WriterState(enum.IntEnum):
     #: The wrapped stream failed, or the sender task was cancelled; every
     #: later call raises :exc:`trio.BrokenResourceError`.
     BROKEN = 5
+
+    # An IntEnum (the library compares states by number), but it prints as
+    # its name: f"{writer.state}" is "OPEN", not "0".
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.name, format_spec)
 
 
 @final
