@@ -110,10 +110,8 @@ class BufferedStream(trio.abc.HalfCloseableStream):
         sent = self._end_turn()
         source = self._source
         assert source is not None
-        if max_bytes is None:
+        if max_bytes is None:  # (the reader checked any other value)
             max_bytes = RECEIVE_SIZE
-        elif max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
         await checkpoint_if_cancelled()
         if sent:
             # Let the reply reach the peer, and its answer come back,
