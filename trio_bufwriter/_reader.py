@@ -42,7 +42,7 @@ from ._receive_buffer import (
     checked_delimiter,
     checked_size,
 )
-from ._run_context import cancel_pending
+from ._run_context import RUN_CONTEXT
 
 T = TypeVar("T")
 
@@ -140,7 +140,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        if cancel_pending():
+        if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
             await checkpoint()  # raises Cancelled
         data = rbuf.take_exactly(size)
         if data is None:
@@ -181,7 +181,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        if cancel_pending():
+        if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
             await checkpoint()  # raises Cancelled
         data = rbuf.take_until(delimiter, max_bytes, 0, False)
         if data is None:
@@ -204,7 +204,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         rbuf = self._rbuf
         if rbuf.reading:
             raise trio.BusyResourceError(_BUSY)
-        if cancel_pending():
+        if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
             await checkpoint()  # raises Cancelled
         # The hot path of a line protocol, inlined: a line in a received
         # chunk (what ReceiveBuffer.take_line does first).
@@ -270,7 +270,7 @@ class _BufferedReads(trio.abc.ReceiveStream):
         reader._resume = None
         if rbuf.pos < len(rbuf.data):
             # (A receive below is a cancellation point of its own.)
-            if cancel_pending():
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
                 await checkpoint()  # raises Cancelled
             frames = decode_buffered(reader, rbuf, decode)
             if frames:

@@ -39,12 +39,12 @@ from trio.lowlevel import (
 )
 
 from ._anyio import as_send_stream
-from ._buffers import BytesLike, bad_data, byte_view
+from ._buffers import BytesLike, byte_view
 from ._conflict import ConflictDetector
 from ._lifecycle import START_ADVICE, Lifecycle
 from ._limits import BufferLimitError, OverflowPolicy, StallClock, StallTimeoutError
 from ._options import WRITER_OPTIONS, named_options
-from ._run_context import cancel_pending, current_step
+from ._run_context import RUN_CONTEXT, current_step
 from ._send_queue import SendQueue
 from ._sink import make_sink
 from ._socket import set_notsent_lowat
@@ -334,7 +334,8 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
     def buffered(self) -> int:
         """Bytes written but not yet accepted by the wrapped stream's ``send_all``
         (queued, plus those being sent right now)."""
-        return self._q.held
+        q = self._q
+        return len(q.buf) + q.inflight
 
     @property
     def need_drain(self) -> bool:
@@ -417,21 +418,16 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             self._write_when_idle(data)
             return
         q = self._q
-        if type(data) is bytes:
-            if len(data) >= BY_REFERENCE_MIN and not self._corks:
+        try:
+            if len(data) >= BY_REFERENCE_MIN and type(data) is bytes and not self._corks:
                 self._check_room(len(data))
                 q.hold(data)
-                q.write_calls += 1
-                return
-            if q.max_buffer is not None:
-                self._check_room(len(data))
-            q.buf += data
-        elif q.max_buffer is None:
-            try:
+            elif q.max_buffer is None:
                 q.buf += data  # takes any C-contiguous buffer, refuses the rest
-            except TypeError:
-                raise bad_data(data) from None
-        else:
+            else:
+                self._queue_copy(byte_view(data, "write()"))
+        except TypeError:
+            # No len() (a PickleBuffer), or not a buffer at all: the rule decides.
             self._queue_copy(byte_view(data, "write()"))
         q.write_calls += 1
 
@@ -691,9 +687,10 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         """
         if self._state:
             self._raise_if_finished()
-        if self._q.held > self._high_water and not self._push_now():
+        q = self._q
+        if len(q.buf) + q.inflight > self._high_water and not self._push_now():
             await self._wait_for_low_water()
-        elif cancel_pending():
+        elif RUN_CONTEXT.task._cancel_status.effectively_cancelled:
             await checkpoint()  # raises Cancelled
 
     async def flush(self) -> None:
