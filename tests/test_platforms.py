@@ -12,32 +12,16 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
+from fault_testing import tcp_pair
 
 from trio_bufwriter import BufferedWriter, PositionalWriter, open_positional_writer
 from trio_bufwriter._ranges import _iov_max
 
 PAYLOAD = b"".join(b"line %d\n" % i for i in range(10_000))
-
-
-@asynccontextmanager
-async def tcp_pair() -> AsyncIterator[tuple[trio.SocketStream, trio.SocketStream]]:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    try:
-        port = listeners[0].socket.getsockname()[1]
-        client = await trio.open_tcp_stream("127.0.0.1", port)
-        server = await listeners[0].accept()
-    finally:
-        for listener in listeners:
-            await listener.aclose()
-    assert isinstance(server, trio.SocketStream)
-    async with client, server:
-        yield client, server
 
 
 async def receive_all(stream: trio.abc.ReceiveStream) -> bytes:
@@ -54,7 +38,7 @@ async def test_without_tcp_notsent_lowat_the_socket_is_left_alone_and_writes_arr
     option = socket.TCP_NOTSENT_LOWAT  # Linux has it: keep it to read the socket
     monkeypatch.delattr(socket, "TCP_NOTSENT_LOWAT")
     with trio.fail_after(10):
-        async with tcp_pair() as (client, server):
+        async with tcp_pair(small_buffers=False) as (client, server):
             before = client.getsockopt(socket.IPPROTO_TCP, option)
             async with trio.open_nursery() as nursery:
                 writer = BufferedWriter(client, notsent_lowat=notsent_lowat)
