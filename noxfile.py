@@ -1,11 +1,20 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
 ``nox -s docs``, ``nox -s examples``, ``nox -s demo``, ``nox -s bench``,
 ``nox -s positional_bench``, ``nox -s servers``, ``nox -s soak``, ``nox -s fanout``,
-``nox -s thorough``, ``nox -s stress_tests``.  CONTRIBUTING.md says what
-each is for."""
+``nox -s thorough``, ``nox -s stress_tests``, and the version matrix,
+``nox -s matrix``: the test suite on the oldest and the newest Python this
+project supports (3.10 and 3.13), each with the minimum versions
+``pyproject.toml`` declares (``trio='min'``: trio, anyio, pytest,
+hypothesis... pinned by ``tools/min_versions.py``) and with the latest
+(``trio='latest'``); one leg is ``nox -s "matrix-3.10(trio='min')"``.
+CONTRIBUTING.md says what each is for."""
 
 from __future__ import annotations
 
+import os
+import runpy
+import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -14,6 +23,34 @@ EXAMPLE_TESTS = sorted(str(path) for path in Path("tests").glob("test_example_*.
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# A Python the matrix names but this machine lacks fails the session.
+nox.options.error_on_missing_interpreters = True
+
+#: The oldest and the newest Python the matrix tests.
+MATRIX_PYTHONS = ["3.10", "3.13"]
+
+
+def _expose_matrix_pythons() -> None:
+    """Put ``python3.10`` and ``python3.13`` on nox's PATH where only pyenv has
+    them (its shims run only the versions it made active): a folder of links
+    to what ``tools/find_python.py`` finds, ahead of the rest of PATH."""
+    find_python = runpy.run_path(str(Path(__file__).parent / "tools" / "find_python.py"))[
+        "find_python"
+    ]
+    links = Path(".nox", "_pythons").resolve()
+    for version in MATRIX_PYTHONS:
+        path = find_python(version)
+        if path is None or path == shutil.which(f"python{version}"):
+            continue  # missing: the session fails; on PATH: nothing to do
+        links.mkdir(parents=True, exist_ok=True)
+        link = links / f"python{version}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(path)
+    if links.is_dir():
+        os.environ["PATH"] = f"{links}{os.pathsep}{os.environ['PATH']}"
+
+
+_expose_matrix_pythons()
 
 
 @nox.session
@@ -27,6 +64,27 @@ def tests(session: nox.Session) -> None:
         "--cov-report=term-missing",
         *session.posargs,
     )
+
+
+@nox.session(python=MATRIX_PYTHONS)
+@nox.parametrize("trio", ["min", "latest"])
+def matrix(session: nox.Session, trio: str) -> None:
+    """The test suite on one Python with the declared minimum versions
+    (``trio='min'``) or the latest ones (``trio='latest'``); pass pytest
+    args after ``--`` (``-- --ignore=tests/lab`` as CI's extra legs do)."""
+    if trio == "min":
+        constraints = Path(session.create_tmp()) / "min-versions.txt"
+        # Read by nox's own Python (which has tomllib or tomli), not the new venv's.
+        pins = session.run(
+            sys.executable, "tools/min_versions.py", "test", silent=True, external=True
+        )
+        assert isinstance(pins, str)
+        constraints.write_text(pins)
+        session.install("-c", str(constraints), "-e", ".[test]")
+    else:
+        session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    session.run("python", "-m", "pip", "list")
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

@@ -162,6 +162,17 @@ async def test_anyio_errors_come_out_as_trio_errors(
         assert stream.closed
 
 
+async def test_the_adapters_aclose_is_a_checkpoint_where_anyios_is_not() -> None:
+    # Recording.aclose() does not checkpoint, nor did anyio's own socket
+    # stream's on its trio backend before anyio 4.16; trio's contract wants one.
+    with trio.fail_after(10):
+        stream = Recording()
+        adapter = BufferedStream(stream).transport_stream
+        with trio.testing.assert_checkpoints():
+            await adapter.aclose()
+        assert stream.closed
+
+
 @pytest.mark.parametrize(
     ("anyio_error", "raised"),
     [

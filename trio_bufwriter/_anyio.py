@@ -28,7 +28,8 @@ What an adapter does:
   resource is closed all the same, and a peer that left is no error there.
 * Concurrent calls are refused with :exc:`trio.BusyResourceError` (trio's
   contract), and every method is a checkpoint, as trio requires, also
-  where anyio's is not (an empty send, ``send_eof`` on a socket).
+  where anyio's is not (an empty send, ``send_eof`` on a socket, ``aclose``
+  on a socket before anyio 4.16).
 * anyio types ``send``'s argument as ``bytes``.  The writer hands over
   bytearrays and memoryviews it may reuse once ``send_all`` returns, so they
   are copied to ``bytes``, except for anyio's own socket and TLS streams,
@@ -140,7 +141,9 @@ class _AnyioSendStream(trio.abc.SendStream):
 
         anyio's broken- and closed-resource errors are swallowed: the stream
         is closed either way (trio's :class:`trio.SSLStream` does the same
-        when its peer has gone before the close_notify).
+        when its peer has gone before the close_notify).  A checkpoint after
+        the close, as trio's ``SocketStream.aclose``: anyio's is not one on
+        every stream (its trio socket's was not before anyio 4.16).
         """
         self._closed = True
         try:
@@ -148,6 +151,7 @@ class _AnyioSendStream(trio.abc.SendStream):
                 await self._stream.aclose()
         except self._anyio.BusyResourceError as exc:
             _raise_translated(exc, self._anyio)
+        await checkpoint()
 
 
 class _AnyioStream(_AnyioSendStream, trio.abc.Stream):

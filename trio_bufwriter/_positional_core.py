@@ -145,7 +145,7 @@ class _PositionalCore(trio.abc.AsyncResource):
         fdatasync: bool = False,
         close_fd: bool = False,
     ) -> None:
-        if not hasattr(os, "pwrite"):  # pragma: no cover - Windows
+        if not hasattr(os, "pwrite"):  # Windows
             raise NotImplementedError("PositionalWriter needs os.pwrite (a POSIX system)")
         high_water, low_water = water_marks(high_water, low_water, DEFAULT_POSITIONAL_HIGH_WATER)
         if isinstance(fd, bool):

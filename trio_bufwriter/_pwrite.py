@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import final
 
@@ -36,17 +37,19 @@ class Outcome:
     unwritten: list[Range] = field(default_factory=list)
 
 
-if hasattr(os, "pwritev"):
+def _pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+    """One ``pwritev`` of *buffers* at *offset* (one ``pwrite`` for one buffer).
 
-    def _pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
-        if len(buffers) == 1:
-            return os.pwrite(fd, buffers[0], offset)
-        return os.pwritev(fd, buffers, offset)
-
-else:  # pragma: no cover - e.g. macOS before 11: the first buffer, then the loop goes on
-
-    def _pwritev(fd: int, buffers: list[memoryview], offset: int) -> int:
+    Where there is no ``os.pwritev`` (macOS before 11), the first buffer
+    only: the caller's loop goes on with the rest.  It is looked up here, at
+    each call, so that the tests can take it away.
+    """
+    if len(buffers) == 1:
         return os.pwrite(fd, buffers[0], offset)
+    pwritev: Callable[[int, list[memoryview], int], int] | None = getattr(os, "pwritev", None)
+    if pwritev is None:
+        return os.pwrite(fd, buffers[0], offset)
+    return pwritev(fd, buffers, offset)
 
 
 def _advance(buffers: list[memoryview], done: int) -> list[memoryview]:
