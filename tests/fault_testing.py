@@ -4,6 +4,7 @@ leaked-task detector."""
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 import struct
@@ -363,3 +364,20 @@ async def assert_every_call_raises(
             assert info.value.__cause__ is cause, name
             assert str(info.value) == message, name
     assert writer.statistics().bytes_written == written
+
+
+class WeirdError(Exception):
+    """An exception no stream would normally raise."""
+
+
+def make_error(kind: str) -> Exception:
+    """An error of *kind* for a faulty stream to raise: ``"OSError"`` (a
+    connection reset), ``"BrokenResourceError"``, ``"ClosedResourceError"``,
+    or anything else for a :class:`WeirdError`."""
+    if kind == "OSError":
+        return OSError(errno.ECONNRESET, "Connection reset by peer (injected)")
+    if kind == "BrokenResourceError":
+        return trio.BrokenResourceError("injected broken")
+    if kind == "ClosedResourceError":
+        return trio.ClosedResourceError("injected closed")
+    return WeirdError("injected arbitrary exception")

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from trio_bufwriter import PositionalWriter
-from trio_bufwriter import _positional_owner as _positional
+from trio_bufwriter import _positional as _positional
 from trio_bufwriter._pwrite import Outcome, write_runs
 from trio_bufwriter._ranges import Run
 

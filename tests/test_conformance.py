@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 import trio.testing
+from stream_testing import NoHalfClose
 
 from trio_bufwriter import BufferedStream, BufferedWriter
 
@@ -68,25 +69,6 @@ async def test_buffered_stream_is_a_conforming_half_closeable_stream(make_pair: 
                 return await _clogged(nursery, trio.testing.lockstep_stream_pair())
 
             await trio.testing.check_half_closeable_stream(maker, clogged_maker)
-
-
-class NoHalfClose(trio.abc.Stream):
-    """A two-way stream without send_eof, like SSLStream."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_buffered_stream_over_a_stream_that_cannot_half_close_is_a_two_way_stream() -> None:

@@ -13,6 +13,7 @@ from functools import partial
 
 import trio
 from script_testing import EXAMPLES, load_script
+from stream_testing import receive_all
 
 ECHO_SERVER = EXAMPLES / "echo_server.py"
 
@@ -24,13 +25,6 @@ async def _receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:
     while len(received) < size:
         data = await stream.receive_some(size - len(received))
         assert data, f"end of stream after {len(received)} of {size} bytes"
-        received += data
-    return bytes(received)
-
-
-async def _receive_all(stream: trio.abc.ReceiveStream) -> bytes:
-    received = bytearray()
-    while data := await stream.receive_some():
         received += data
     return bytes(received)
 
@@ -73,7 +67,7 @@ async def test_a_big_upload_read_concurrently_comes_back_whole() -> None:
 
                 async with trio.open_nursery() as transfer:
                     transfer.start_soon(upload)
-                    assert await _receive_all(client) == payload
+                    assert await receive_all(client) == payload
             nursery.cancel_scope.cancel()
 
 
@@ -120,5 +114,5 @@ async def test_the_script_prints_its_port_echoes_and_stops_on_ctrl_c() -> None:
                 assert await _receive_exactly(client, 12) == b"hello, echo\n"
                 process.send_signal(signal.SIGINT)
                 # Shutting down closes the connection.
-                assert await _receive_all(client) == b""
+                assert await receive_all(client) == b""
             assert await process.wait() == 0

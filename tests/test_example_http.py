@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trio
 from script_testing import EXAMPLES, load_script
+from stream_testing import receive_all
 
 from trio_bufwriter import DEFAULT_HIGH_WATER
 
@@ -49,13 +50,6 @@ class EventLog(io.StringIO):
 async def _serve(nursery: trio.Nursery, server: Any) -> int:
     port: int = await nursery.start(partial(http_server.serve, 0, server=server))
     return port
-
-
-async def _receive_all(stream: trio.abc.ReceiveStream) -> bytes:
-    received = bytearray()
-    while data := await stream.receive_some():
-        received += data
-    return bytes(received)
 
 
 def _parse_responses(data: bytes, methods: list[bytes]) -> list[tuple[h11.Response, bytes]]:
@@ -185,7 +179,7 @@ async def test_pipelined_requests_are_answered_in_order_in_a_few_sends() -> None
             port = await _serve(nursery, server)
             async with await trio.open_tcp_stream("127.0.0.1", port) as client:
                 await client.send_all(b"".join(requests))  # all before reading any
-                received = await _receive_all(client)
+                received = await receive_all(client)
             line = await log.wait_for("connection 1:")
             nursery.cancel_scope.cancel()
     responses = _parse_responses(received, methods)
@@ -215,7 +209,7 @@ async def test_a_malformed_request_gets_a_400_after_the_good_ones_then_the_end()
                     b"this is not HTTP\r\n\r\n"
                     b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"  # never answered
                 )
-                received = await _receive_all(client)
+                received = await receive_all(client)
             await log.wait_for("connection 1:")
             nursery.cancel_scope.cancel()
     (ok, ok_body), (bad, bad_body) = _parse_responses(received, [b"GET", b"GET"])
@@ -343,7 +337,7 @@ async def test_the_script_prints_its_port_serves_and_stops_on_ctrl_c() -> None:
                     log += data
                 process.send_signal(signal.SIGINT)
                 assert await process.wait() == 0
-                log += await _receive_all(process.stderr)
+                log += await receive_all(process.stderr)
     text = log.decode()
     assert f"HTTP server on http://127.0.0.1:{port}/" in text
     assert "connection 1: 2 requests, " in text

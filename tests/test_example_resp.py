@@ -14,6 +14,7 @@ import pytest
 import redis
 import trio
 from script_testing import EXAMPLES, load_script
+from stream_testing import receive_all
 from test_reads import ChunkSource
 
 from trio_bufwriter import BufferedReader, IncompleteReadError
@@ -42,13 +43,6 @@ async def _with_redis(port: int, use: Callable[[redis.Redis], T]) -> T:
             return use(client)
 
     return await trio.to_thread.run_sync(run)
-
-
-async def _receive_all(stream: trio.abc.ReceiveStream) -> bytes:
-    received = bytearray()
-    while data := await stream.receive_some():
-        received += data
-    return bytes(received)
 
 
 async def _receive_until(stream: trio.abc.ReceiveStream, expected: bytes) -> bytes:
@@ -214,7 +208,7 @@ async def test_a_protocol_error_is_answered_and_the_connection_closed() -> None:
             port = await _serve(nursery, resp.RespServer())
             async with await trio.open_tcp_stream("127.0.0.1", port) as client:
                 await client.send_all(b"PING\r\n*1\r\n$x\r\nPING\r\n")
-                received = await _receive_all(client)
+                received = await receive_all(client)
             nursery.cancel_scope.cancel()
     # The reply to what came before, the error, then the end: nothing after
     # the error is executed.
@@ -228,7 +222,7 @@ async def test_a_client_that_leaves_in_the_middle_of_a_command_leaves_the_server
             async with await trio.open_tcp_stream("127.0.0.1", port) as client:
                 await client.send_all(b"PING\r\n*2\r\n$3\r\nGET\r\n")
                 await client.send_eof()
-                assert await _receive_all(client) == b"+PONG\r\n"
+                assert await receive_all(client) == b"+PONG\r\n"
             assert await _with_redis(port, lambda client: client.ping()) is True
             nursery.cancel_scope.cancel()
 

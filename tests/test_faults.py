@@ -31,6 +31,7 @@ from fault_testing import (
     Waiters,
     assert_every_call_raises,
     assert_prefix,
+    make_error,
     no_leaked_tasks,
     pattern,
     set_linger_zero,
@@ -47,20 +48,6 @@ BIG = 1 << 20
 TIMEOUT = 10
 
 SEND_FAILED = "the wrapped stream's send_all failed"
-
-
-class WeirdError(Exception):
-    """An exception no stream would normally raise."""
-
-
-def make_error(kind: str) -> Exception:
-    if kind == "OSError":
-        return OSError(errno.ECONNRESET, "Connection reset by peer")
-    if kind == "BrokenResourceError":
-        return trio.BrokenResourceError("broken under us")
-    if kind == "ClosedResourceError":
-        return trio.ClosedResourceError("closed under us")
-    return WeirdError("something else entirely")
 
 
 ERROR_KINDS = ["OSError", "BrokenResourceError", "ClosedResourceError", "arbitrary"]

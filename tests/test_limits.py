@@ -198,7 +198,7 @@ async def test_stalled_for_counts_seconds_over_high_water_without_progress(
         async with running(writer):
             writer.write(b"x" * 100)
             await settle()
-            assert writer.stalled_for == 0.0 or writer.stalled_for < 1
+            assert writer.stalled_for == 0.0  # the clock has not moved yet
             await trio.sleep(12)
             assert writer.statistics().stalled_for == pytest.approx(12)
             stream.unstall()

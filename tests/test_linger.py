@@ -8,6 +8,7 @@ import socket
 import pytest
 import trio
 import trio.testing
+from stream_testing import NoHalfClose
 
 from trio_bufwriter import (
     DEFAULT_LINGER_SECONDS,
@@ -201,25 +202,6 @@ async def test_cancelled_while_flushing_it_closes_at_once_and_discards_the_rest(
 async def _cancel_when_blocked(scope: trio.CancelScope) -> None:
     await trio.testing.wait_all_tasks_blocked()
     scope.cancel()
-
-
-class NoHalfClose(trio.abc.Stream):
-    """A two-way stream without send_eof, like trio.SSLStream."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_over_a_stream_that_cannot_half_close_it_flushes_then_lingers(

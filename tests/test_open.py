@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 import trio
 import trio.testing
+from stream_testing import receive_all
 from writer_testing import ControlledStream, running, settle
 
 from trio_bufwriter import (
@@ -24,13 +25,6 @@ from trio_bufwriter._open import running as running_context
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
-
-
-async def _receive_all(stream: trio.abc.ReceiveStream) -> bytes:
-    received = bytearray()
-    while chunk := await stream.receive_some():
-        received += chunk
-    return bytes(received)
 
 
 # ----------------------------------------------------------------------
@@ -50,7 +44,7 @@ async def test_open_buffered_writer_runs_the_sender_and_closes_gracefully_on_exi
             assert writer.statistics().bytes_sent == writer.statistics().bytes_written
             writer.write(b"tail")
         assert writer.state is WriterState.CLOSED
-        assert await _receive_all(receive) == b"".join(b"line %d\n" % i for i in range(100)) + (
+        assert await receive_all(receive) == b"".join(b"line %d\n" % i for i in range(100)) + (
             b"tail"
         )
 
@@ -60,7 +54,7 @@ async def test_open_buffered_writer_waits_for_a_slow_peer_on_graceful_exit() -> 
     received: list[bytes] = []
 
     async def reader() -> None:
-        received.append(await _receive_all(receive))
+        received.append(await receive_all(receive))
 
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
@@ -82,7 +76,7 @@ async def test_open_buffered_stream_wraps_a_two_way_stream() -> None:
             await right.send_all(b"pong")
             assert await stream.receive_some() == b"pong"
             stream.write(b"bye")
-        assert await _receive_all(right) == b"bye"
+        assert await receive_all(right) == b"bye"
 
 
 async def test_nursery_start_usage_from_the_docs_works() -> None:
@@ -95,7 +89,7 @@ async def test_nursery_start_usage_from_the_docs_works() -> None:
             await writer.drain()
             await writer.aclose()
         # The sender returned after aclose, so the nursery could finish.
-        assert await _receive_all(receive) == b"hello"
+        assert await receive_all(receive) == b"hello"
 
 
 # ----------------------------------------------------------------------
@@ -400,7 +394,7 @@ async def test_buffered_stream_send_all_cancelled_before_queueing_queues_nothing
             assert stream.statistics().write_calls == 0
             await stream.send_all(b"ok")
             await stream.aclose()
-        assert await _receive_all(right) == b"ok"
+        assert await receive_all(right) == b"ok"
 
 
 async def test_buffered_stream_send_all_cancelled_while_waiting_still_sends_and_stays_usable(

@@ -20,7 +20,7 @@ from trio_bufwriter import (
     WriterState,
     open_positional_writer,
 )
-from trio_bufwriter import _positional_owner as positional_module
+from trio_bufwriter import _positional as positional_module
 from trio_bufwriter import _pwrite as pwrite_module
 from trio_bufwriter._pwrite import write_runs
 from trio_bufwriter._ranges import Run

@@ -65,7 +65,14 @@ from typing import Any, TypeAlias, TypeVar
 import pytest
 import trio
 import trio.testing
-from fault_testing import Fault, FaultyStream, assert_prefix, pattern, settle
+from fault_testing import (
+    Fault,
+    FaultyStream,
+    assert_prefix,
+    make_error,
+    pattern,
+    settle,
+)
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -106,20 +113,6 @@ STEP_TIMEOUT = 10.0
 CONFLICTING = frozenset({"send_all", "wait_send_all_might_not_block", "send_eof"})
 #: Operations that wait as drain() does.
 DRAIN_LIKE = frozenset({"drain", "send_all", "wait_send_all_might_not_block"})
-
-
-class WeirdError(Exception):
-    """An exception no stream would normally raise."""
-
-
-def make_error(kind: str) -> Exception:
-    if kind == "OSError":
-        return OSError(104, "Connection reset by peer (injected)")
-    if kind == "BrokenResourceError":
-        return trio.BrokenResourceError("injected broken")
-    if kind == "ClosedResourceError":
-        return trio.ClosedResourceError("injected closed")
-    return WeirdError("injected arbitrary exception")
 
 
 ERROR_KINDS = st.sampled_from(

@@ -15,8 +15,7 @@ from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
 from ._open import open_buffered_stream, open_buffered_writer, open_conflating_writer
 from ._open_file import open_positional_writer
-from ._positional import PositionalWriter
-from ._positional_core import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError
+from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
 from ._reader import BufferedReader
 from ._receive_buffer import DEFAULT_MAX_LINE, DelimiterNotFoundError, IncompleteReadError
 from ._state import PositionalStatistics, WriterState, WriterStatistics

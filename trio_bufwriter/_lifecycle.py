@@ -102,11 +102,13 @@ class Lifecycle:
             )
 
     def _set_failure(self, cause: BaseException | None, message: str) -> None:
-        """Enter BROKEN with this failure (the caller discards and wakes)."""
+        """Enter BROKEN with this failure (the caller discards and wakes); a
+        CLOSED writer (whose close failed) stays CLOSED, with the failure."""
         self._cause = cause
         self._message = message
         self._reported = False
-        self._state = _BROKEN
+        if self._state is not _CLOSED:
+            self._state = _BROKEN
 
     def _raise_failure(self, message: str | None = None) -> NoReturn:
         """Raise the failure (a fresh exception each time), now reported."""

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._open import _EnterOnce, running
-from ._positional import PositionalWriter
-from ._positional_core import DEFAULT_POSITIONAL_HIGH_WATER
+from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriter
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
