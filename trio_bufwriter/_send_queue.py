@@ -51,8 +51,10 @@ class SendQueue:
     def __init__(self, max_buffer: int | None) -> None:
         #: Small writes, appended; sent after :attr:`segments`.
         self.buf = bytearray()
-        #: Whole buffers queued before :attr:`buf`, counted in :attr:`inflight`.
-        self.segments: list[BytesLike] = []
+        #: Whole buffers queued before :attr:`buf`, counted in :attr:`inflight`
+        #: (None while there are none: an empty list costs 56 bytes per
+        #: idle writer).
+        self.segments: list[BytesLike] | None = None
         #: Bytes out of :attr:`buf` and not yet accepted: segments, and the
         #: send in progress.
         self.inflight = 0
@@ -108,12 +110,15 @@ class SendQueue:
 
     def hold(self, data: BytesLike) -> None:
         """Queue *data* by reference, after everything queued so far."""
+        segments = self.segments
+        if segments is None:
+            segments = self.segments = []
         buf = self.buf
         if buf:
-            self.segments.append(buf)
+            segments.append(buf)
             self.inflight += len(buf)
             self.buf = bytearray()
-        self.segments.append(data)
+        segments.append(data)
         self.inflight += memoryview(data).nbytes
 
     def take(self) -> list[BytesLike]:
@@ -125,7 +130,7 @@ class SendQueue:
         self.inflight += len(buf)
         segments = self.segments
         if segments:
-            self.segments = []
+            self.segments = None
             if buf:
                 segments.append(buf)
             return segments
@@ -159,4 +164,4 @@ class SendQueue:
         self.lost += held
         self.inflight = 0
         self.buf = bytearray()
-        self.segments = []
+        self.segments = None

@@ -134,9 +134,7 @@ class BufferedStream(trio.abc.HalfCloseableStream):
         write each) makes the next turn's first write wait for the sender
         too, so that its whole batch leaves in one send."""
         writer = self._writer
-        if writer.buffered:
-            writer._push_quietly()
-        pieces, sent_total = writer._turn_counts()
+        pieces, sent_total = writer._end_turn()
         writer._hold_direct = pieces - self._turn_pieces >= 2
         self._turn_pieces = pieces
         sent = sent_total != self._turn_sent

@@ -420,15 +420,20 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         q = self._q
         try:
             if len(data) >= BY_REFERENCE_MIN and type(data) is bytes and not self._corks:
-                self._check_room(len(data))
+                q.check_room(len(data))
                 q.hold(data)
             elif q.max_buffer is None:
                 q.buf += data  # takes any C-contiguous buffer, refuses the rest
+            elif type(data) is bytes:
+                q.check_room(len(data))
+                q.buf += data
             else:
                 self._queue_copy(byte_view(data, "write()"))
         except TypeError:
             # No len() (a PickleBuffer), or not a buffer at all: the rule decides.
             self._queue_copy(byte_view(data, "write()"))
+        except BufferLimitError as exc:
+            self._refuse(exc)
         q.write_calls += 1
 
     def writelines(self, data: Iterable[BytesLike]) -> None:
@@ -516,9 +521,10 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         except (AttributeError, RuntimeError):
             raise _thread_error("writer.write()") from None
         q = self._q
-        view = byte_view(data, "write()")
+        view = memoryview(data) if type(data) is bytes else byte_view(data, "write()")
         size = len(view)
-        self._check_room(size)
+        if q.max_buffer is not None:
+            self._check_room(size)
         if self._sink.direct and not self._hold_direct and step != self._direct_step:
             # Over a socket, the first write of a task step is sent at once;
             # the next ones of the step queue, so a burst still coalesces.
@@ -551,11 +557,15 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         try:
             self._q.check_room(size)
         except BufferLimitError as exc:
-            if not self._overflow_abort:
-                self._q.overflows += 1
-                raise
-            self._abort(exc, f"aborted: {exc}")
-            self._raise_failure()
+            self._refuse(exc)
+
+    def _refuse(self, exc: BufferLimitError) -> NoReturn:
+        """Apply the overflow policy to a write the queue refused (nothing queued)."""
+        if not self._overflow_abort:
+            self._q.overflows += 1
+            raise exc
+        self._abort(exc, f"aborted: {exc}")
+        self._raise_failure()
 
     # ------------------------------------------------------------------
     # Sends made by the caller's own task (over a socket, when the sender
@@ -653,11 +663,13 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             self._fail(exc, _SEND_FAILED)
             self._raise_failure()
         if sent:
-            q.peak = max(q.peak, q.held)
+            held = len(buf) + q.inflight
+            if held > q.peak:
+                q.peak = held
             del buf[:sent]
             q.accepted(sent, 0)
             self._progress()
-        return q.held <= self._low_water
+        return len(buf) + q.inflight <= self._low_water
 
     # ------------------------------------------------------------------
     # Waiting
@@ -1235,7 +1247,11 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
     # ------------------------------------------------------------------
     # For a BufferedStream's turns (_stream.py)
 
-    def _turn_counts(self) -> tuple[int, int]:
-        """(pieces written, bytes sent) so far: a corked block is one piece."""
+    def _end_turn(self) -> tuple[int, int]:
+        """A receive ends a turn: hand what is queued to the socket (quietly:
+        a failure is raised by the next call that writes or waits); return
+        (pieces written, bytes sent) so far, a corked block being one piece."""
         q = self._q
+        if q.buf or q.segments:
+            self._push_quietly()
         return q.write_calls - self._folded, q.sent
