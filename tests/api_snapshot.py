@@ -6,10 +6,20 @@ tests/test_public_api.py.
 
 from __future__ import annotations
 
+import enum
 import inspect
 from collections.abc import Iterator
 
 import trio_bufwriter
+
+
+def _inherited_from_python(cls: type, member: str) -> bool:
+    """Whether *member* comes from a builtin or enum base (int, Exception,
+    Enum...): those vary with Python's version and are not our API."""
+    for base in cls.__mro__:
+        if member in vars(base):
+            return base.__module__ in ("builtins", "enum")
+    return True
 
 
 def _signature(obj: object) -> str:
@@ -23,11 +33,14 @@ def lines() -> Iterator[str]:
     for name in sorted(trio_bufwriter.__all__):
         obj = getattr(trio_bufwriter, name)
         if inspect.isclass(obj):
-            yield f"class {name}{_signature(obj) if not issubclass(obj, BaseException) else ''}"
+            # Exceptions and enums: their constructors are Python's (and vary
+            # with its version), so only the members are listed.
+            plain = not issubclass(obj, BaseException | enum.Enum)
+            yield f"class {name}{_signature(obj) if plain else ''}"
+            if issubclass(obj, enum.Enum):
+                yield from (f"  {name}.{member.name} = {member.value!r}" for member in obj)
             for member in sorted(dir(obj)):
-                if member.startswith("_") or (
-                    issubclass(obj, BaseException) and hasattr(BaseException, member)
-                ):
+                if member.startswith("_") or _inherited_from_python(obj, member):
                     continue
                 value = inspect.getattr_static(obj, member)
                 if isinstance(value, property):

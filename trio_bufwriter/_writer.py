@@ -78,11 +78,16 @@ _BROKEN = WriterState.BROKEN
 _SEND_FAILED = "the wrapped stream's send_all failed"
 
 
-def _thread_error(what: str) -> RuntimeError:
-    return RuntimeError(
-        f"{what} was called from outside the trio thread that runs the writer; "
-        f"from a worker thread, call it through trio.from_thread.run_sync({what[:-2]}, ...)"
-    )
+def _step_in_trio(what: str) -> tuple[object, int]:
+    """The current task step (see current_step), or the RuntimeError for a
+    call from outside trio's thread, before anything has changed."""
+    try:
+        return current_step()
+    except (AttributeError, RuntimeError):  # no task on this thread
+        raise RuntimeError(
+            f"{what} was called from outside the trio thread that runs the writer; "
+            f"from a worker thread, call it through trio.from_thread.run_sync({what[:-2]}, ...)"
+        ) from None
 
 
 @final
@@ -453,8 +458,8 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         if self._in_writelines:
             self._raise_reentrant("writelines()")
         wants_data = self._sender_wants_data
-        if wants_data and not trio.lowlevel.in_trio_run():
-            raise _thread_error("writer.writelines()")
+        if wants_data:
+            _step_in_trio("writer.writelines()")  # it will wake the sender
         # While the iterable runs, a write() from it must take the checked
         # path (_write_when_idle), which refuses it: nothing else can touch
         # the queue until this call has put its bytes in.
@@ -516,10 +521,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         with writelines iterating, which routes writes here to refuse them)."""
         if self._in_writelines:
             self._raise_reentrant("write()")
-        try:
-            step = current_step()
-        except (AttributeError, RuntimeError):
-            raise _thread_error("writer.write()") from None
+        step = _step_in_trio("writer.write()")
         q = self._q
         view = memoryview(data) if type(data) is bytes else byte_view(data, "write()")
         size = len(view)
