@@ -48,7 +48,8 @@ class BufferedStream(trio.abc.HalfCloseableStream):
     plain trio stream (an h11 loop, trio-websocket, an :class:`trio.SSLStream`
     on top):
 
-    * ``send_all`` = :meth:`write` then wait as :meth:`drain` does;
+    * ``send_all`` = :meth:`~BufferedWriter.write` then wait as
+      :meth:`~BufferedWriter.drain` does;
     * ``receive_some`` returns what earlier reads left in the buffer, or
       receives from the wrapped stream;
     * ``send_eof`` flushes, then calls the wrapped stream's ``send_eof``; it
