@@ -183,6 +183,12 @@ class BufferedStream(trio.abc.HalfCloseableStream):
         """:meth:`BufferedWriter.writelines`."""
         self._writer.writelines(data)
 
+    def write_file(
+        self, file: object, offset: int = 0, count: int | None = None, *, thread: bool = False
+    ) -> None:
+        """:meth:`BufferedWriter.write_file`."""
+        self._writer.write_file(file, offset, count, thread=thread)
+
     @contextmanager
     def corked(self) -> Iterator[None]:
         """:meth:`BufferedWriter.corked`."""
