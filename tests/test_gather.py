@@ -7,11 +7,13 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
-from fault_testing import pattern, tcp_pair
+import trio.testing
+from fault_testing import pattern, set_linger_zero, tcp_pair
 from writer_testing import ControlledStream, running
 
-from trio_bufwriter import BufferedWriter
+from trio_bufwriter import BufferedWriter, WriterState
 
 BIG = 100_000
 
@@ -132,3 +134,59 @@ async def test_a_drain_over_high_water_pushes_segments_gathered() -> None:
                 await writer.aclose()
     assert received == b"(" + expected
     assert stats.send_calls <= 3
+
+
+async def test_gathered_sends_that_fill_the_socket_wait_and_resume_in_order() -> None:
+    bigs = [pattern(i * BIG, BIG) for i in range(4)]
+    expected = b"".join(b"<%d>" % i + big for i, big in enumerate(bigs))
+    with trio.fail_after(10):
+        async with tcp_pair(small_buffers=True) as (client, server):
+            writer = BufferedWriter(client)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                writer.write(b"!")
+                for i, big in enumerate(bigs):
+                    writer.write(b"<%d>" % i)
+                    writer.write(big)
+                nursery.start_soon(writer.flush)
+                received = await receive_exactly(server, 1 + len(expected))
+                await writer.aclose()
+    assert received == b"!" + expected
+
+
+async def test_a_drain_that_fills_the_socket_leaves_the_rest_queued_in_order() -> None:
+    bigs = [pattern(i, BIG) for i in range(3)]
+    expected = b"".join(b"[" + big + b"]" for big in bigs)
+    with trio.fail_after(10):
+        async with tcp_pair(small_buffers=True) as (client, server):
+            writer = BufferedWriter(client)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                writer.write(b"(")
+                for big in bigs:
+                    writer.write(b"[")
+                    writer.write(big)
+                    writer.write(b"]")
+                nursery.start_soon(writer.drain)  # pushes what the socket takes, then waits
+                received = await receive_exactly(server, 1 + len(expected))
+                await writer.aclose()
+    assert received == b"(" + expected
+
+
+async def test_a_peer_reset_during_a_gathered_send_breaks_the_writer() -> None:
+    with trio.fail_after(10):
+        async with tcp_pair(small_buffers=True) as (client, server):
+            writer = BufferedWriter(client)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                writer.write(b"!")
+                for i in range(4):
+                    writer.write(b"<%d>" % i)
+                    writer.write(pattern(i, BIG))
+                await trio.testing.wait_all_tasks_blocked()  # the socket is full
+                set_linger_zero(server)
+                await server.aclose()
+                with pytest.raises(trio.BrokenResourceError):
+                    await writer.flush()
+                await writer.aclose()  # the failure was reported: it does not raise
+    assert writer.state is WriterState.CLOSED

@@ -16,7 +16,7 @@ import pytest
 import trio
 import trio.testing
 import trustme
-from fault_testing import Peer, pattern, tcp_pair
+from fault_testing import Peer, pattern, set_linger_zero, tcp_pair
 from writer_testing import ControlledStream, running, settle
 
 import trio_bufwriter
@@ -450,4 +450,45 @@ async def test_a_region_the_peer_never_takes_trips_stall_timeout(
             with pytest.raises(trio.BrokenResourceError, match="stall_timeout"):
                 await writer.flush()
         assert isinstance(writer.failure.__cause__, trio_bufwriter.StallTimeoutError)  # type: ignore[union-attr]
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["loop", "thread"])
+async def test_a_region_larger_than_the_socket_buffer_waits_and_resumes(
+    data_file: Path, thread: bool
+) -> None:
+    with trio.fail_after(10):
+        async with (
+            socket_writer(small_buffers=True, max_send_size=65536) as (writer, server),
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(writer.run)
+            with data_file.open("rb") as file:
+                writer.write_file(file, thread=thread)
+            nursery.start_soon(writer.flush)
+            received = await receive_exactly(server, SIZE)
+            await writer.aclose()
+    assert received == pattern(0, SIZE)
+    assert writer.statistics().send_calls >= SIZE // 65536
+
+
+async def test_a_peer_reset_during_a_region_breaks_the_writer_and_closes_the_file(
+    data_file: Path,
+) -> None:
+    before = open_fds()
+    with trio.fail_after(10):
+        async with (
+            socket_writer(small_buffers=True) as (writer, server),
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(writer.run)
+            with data_file.open("rb") as file:
+                writer.write_file(file)
+            await settle()  # the socket is full
+            set_linger_zero(server)
+            await server.aclose()
+            with pytest.raises(trio.BrokenResourceError) as caught:
+                await writer.flush()
+            await writer.aclose()
+    assert isinstance(caught.value.__cause__, trio.BrokenResourceError | OSError)
     assert open_fds() == before
