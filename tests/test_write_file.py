@@ -344,16 +344,17 @@ async def test_write_file_on_a_closed_writer_raises(data_file: Path) -> None:
 # Failures, cancellation, closing
 
 
+@pytest.mark.parametrize("thread", [False, True], ids=["loop", "thread"])
 @pytest.mark.parametrize("transport", ["socket", "memory"])
 async def test_a_truncated_file_breaks_the_writer_saying_how_much_was_sent(
-    data_file: Path, transport: str
+    data_file: Path, transport: str, thread: bool
 ) -> None:
     before = open_fds()
     with trio.fail_after(10):
         context = socket_writer() if transport == "socket" else memory_writer()
         async with context as (writer, peer):  # type: ignore[attr-defined]
             with data_file.open("rb") as file:
-                writer.write_file(file)
+                writer.write_file(file, thread=thread)
             os.truncate(data_file, 100_000)
             async with trio.open_nursery() as nursery:
                 if isinstance(peer, Peer):
