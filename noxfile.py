@@ -1,6 +1,7 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``,
 ``nox -s docs``, ``nox -s examples``, ``nox -s demo``, ``nox -s bench``,
-``nox -s positional_bench``, ``nox -s servers``, ``nox -s soak``, ``nox -s fanout``,
+``nox -s positional_bench``, ``nox -s servers``, ``nox -s sendfile``,
+``nox -s soak``, ``nox -s fanout``,
 ``nox -s thorough``, ``nox -s stress_tests``, and the version matrix,
 ``nox -s matrix``: the test suite on the oldest and the newest Python this
 project supports (3.10 and 3.13), each with the minimum versions
@@ -194,6 +195,17 @@ def servers(session: nox.Session) -> None:
     pass options after --, e.g. ``-- --only resp``)."""
     session.install("-e", ".[bench,test]")
     session.run("python", "-m", "benchmarks", "servers", *session.posargs)
+
+
+@nox.session
+def sendfile(session: nox.Session) -> None:
+    """Files and large payloads: write_file() against plain trio (read +
+    send_all) and asyncio's loop.sendfile on a 1 GiB file, 1 MiB bytes
+    write+drain against sendall, and wrk against the static-file example and
+    the same server on plain trio and asyncio, 3 interleaved rounds (needs
+    wrk; pass options after --, e.g. ``-- --size-mib 256 --parts bulk``)."""
+    session.install("-e", ".[bench,test]")
+    session.run("python", "-m", "benchmarks", "sendfile", *session.posargs)
 
 
 @nox.session

@@ -14,6 +14,8 @@ the commands), or through the nox sessions.
 * :mod:`benchmarks.servers`: many connections under real load generators
   (``redis-benchmark``, ``wrk``) against the examples and the same code on
   plain trio, asyncio and uvloop (``servers``);
+* :mod:`benchmarks.sendfile`: files and large payloads, ``write_file()``
+  against plain trio and asyncio's ``loop.sendfile`` (``sendfile``);
 * :mod:`benchmarks._worker`: the helper process the load tests drive.
 
 It uses the library through its public API, and two private helpers that

@@ -153,6 +153,13 @@ def _add_latest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add_latest_command(commands)
 
 
+def _add_sendfile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``sendfile`` command (defined with the benchmark itself)."""
+    from .sendfile import add_sendfile_command
+
+    add_sendfile_command(commands)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_bench,
     _add_soak,
@@ -161,6 +168,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_servers,
     _add_reads,
     _add_latest,
+    _add_sendfile,
 ]
 
 

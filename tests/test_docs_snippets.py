@@ -152,6 +152,11 @@ def _(result: Any) -> None:
     assert result["bytes received"] == result["bytes written"]
 
 
+@check("files")
+def _(result: Any) -> None:
+    assert result == {"right bytes": True}
+
+
 @check("cancellation")
 def _(result: Any) -> None:
     data, state = result

@@ -6,8 +6,10 @@ Bytes move one way through it::
                       hold() -^                 discard() -> lost
 
 ``buf`` is a ``bytearray`` that small writes are appended to.  ``segments``
-are whole buffers queued *before* ``buf``: a large ``bytes`` held by
-reference (:meth:`hold`), and the ``buf`` it interrupted.  :meth:`take`
+are whole items queued *before* ``buf``: a large ``bytes`` held by
+reference (:meth:`hold`), a file region (:meth:`hold_region`), and the
+``buf`` each interrupted.  A region's bytes are held like the others but
+not counted against ``max_buffer`` (:attr:`file_held`): they are on disk.  :meth:`take`
 hands everything queued to the sender as one list and leaves a fresh
 ``buf`` for the writers.  The counters only grow, so that::
 
@@ -18,10 +20,17 @@ and a waiter that wakes compares numbers: it cannot miss a wakeup.
 
 from __future__ import annotations
 
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from ._buffers import BytesLike
+from ._file_region import FileRegion
 from ._limits import BufferLimitError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+#: What the sender is handed: bytes, or a region of a file.
+Item: TypeAlias = "BytesLike | FileRegion"
 
 
 @final
@@ -38,11 +47,13 @@ class SendQueue:
         "_batch_mark",
         "batches",
         "buf",
+        "file_held",
         "inflight",
         "lost",
         "max_buffer",
         "overflows",
         "peak",
+        "regions",
         "segments",
         "sent",
         "write_calls",
@@ -54,7 +65,12 @@ class SendQueue:
         #: Whole buffers queued before :attr:`buf`, counted in :attr:`inflight`
         #: (None while there are none: an empty list costs 56 bytes per
         #: idle writer).
-        self.segments: list[BytesLike] | None = None
+        self.segments: list[Item] | None = None
+        #: Bytes of file regions held (in :attr:`inflight`, not in memory).
+        self.file_held = 0
+        #: Every region held, until sent or discarded (their descriptors);
+        #: None while there are none.
+        self.regions: list[FileRegion] | None = None
         #: Bytes out of :attr:`buf` and not yet accepted: segments, and the
         #: send in progress.
         self.inflight = 0
@@ -99,8 +115,8 @@ class SendQueue:
         first, so a refused write has queued nothing.
         """
         limit = self.max_buffer
-        if limit is not None and len(self.buf) + self.inflight + size > limit:
-            held = len(self.buf) + self.inflight
+        if limit is not None and len(self.buf) + self.inflight - self.file_held + size > limit:
+            held = len(self.buf) + self.inflight - self.file_held
             raise BufferLimitError(
                 f"a write of {size} bytes would hold {held + size} bytes, over max_buffer={limit}"
             )
@@ -108,8 +124,8 @@ class SendQueue:
     # ------------------------------------------------------------------
     # Moving bytes
 
-    def hold(self, data: BytesLike) -> None:
-        """Queue *data* by reference, after everything queued so far."""
+    def hold(self, data: Item) -> None:
+        """Queue *data* (bytes or a region) by reference, after everything queued so far."""
         segments = self.segments
         if segments is None:
             segments = self.segments = []
@@ -119,9 +135,27 @@ class SendQueue:
             self.inflight += len(buf)
             self.buf = bytearray()
         segments.append(data)
-        self.inflight += memoryview(data).nbytes
+        self.inflight += len(data) if type(data) is FileRegion else memoryview(data).nbytes
 
-    def take(self) -> list[BytesLike]:
+    def hold_region(self, region: FileRegion) -> None:
+        """Queue a file region, after everything queued so far."""
+        self.hold(region)
+        if self.regions is None:
+            self.regions = []
+        self.regions.append(region)
+        self.file_held += len(region)
+
+    def region_sent(self, region: FileRegion, size: int) -> None:
+        """*size* more bytes of *region* were accepted; close it once whole."""
+        region.advance(size)
+        self.file_held -= size
+        self.accepted(size, size)
+        if not len(region):
+            assert self.regions is not None
+            self.regions.remove(region)
+            region.close()
+
+    def take(self) -> list[Item]:
         """Hand everything queued to the sender, in order; it is in flight
         until :meth:`accepted`.  Counts a batch."""
         self.count_batch()
@@ -165,3 +199,8 @@ class SendQueue:
         self.inflight = 0
         self.buf = bytearray()
         self.segments = None
+        self.file_held = 0
+        regions = self.regions
+        self.regions = None
+        for region in regions or ():
+            region.close()

@@ -7,15 +7,18 @@
   *now*, without the scheduler (:meth:`SocketSink.try_send`), which lets
   the writer hand an idle connection's write straight to the kernel.
 
-Both have ``direct`` (whether ``try_send`` may be used), ``calls`` (sends
-that took bytes, for the statistics), ``send(data)`` and ``try_send(view)``.
-The writer asks ``direct`` and never which kind it has.  Items that are not
-bytes (a file region for ``sendfile``, gathered segments for ``sendmsg``)
-would be one more method here, each sink doing what its kind can.
+Both have ``direct`` (whether ``try_send`` may be used), ``gathers``
+(whether ``send_gathered`` may be used), ``calls`` (sends that took bytes,
+for the statistics), ``send(data)``, ``try_send(view)`` and
+``send_file(region, limit)``.  The writer asks ``direct`` and ``gathers``
+and never which kind it has.  Each sink sends a file region as its kind
+can: ``sendfile(2)`` on the socket; chunks read with ``pread`` and passed
+to ``send_all`` (bounded memory: one chunk at a time) on any other stream.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from typing import final
@@ -23,7 +26,18 @@ from typing import final
 import trio
 
 from ._buffers import BytesLike
+from ._file_region import FALLBACK_CHUNK, FileRegion
 from ._socket import is_plain_socket_stream, socket_error
+
+#: The most buffers handed to one ``writev(2)`` (the system's limit is
+#: ``SC_IOV_MAX``, 1024 on Linux; Netty gathers up to 1024).
+IOV_CAP = 64
+
+# sendfile(2) errors that come from the socket's side, not the file's.
+_SOCKET_ERRNOS = {
+    errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ENOTCONN, errno.ETIMEDOUT,
+    errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EBADF, errno.ENOTSOCK,
+}  # fmt: skip
 
 
 @final
@@ -34,6 +48,8 @@ class StreamSink:
 
     #: ``try_send`` takes nothing: every send waits for the stream.
     direct = False
+    #: No ``send_gathered``: one ``send_all`` per buffer.
+    gathers = False
 
     def __init__(self, stream: trio.abc.SendStream) -> None:
         self._send_all = stream.send_all
@@ -50,6 +66,25 @@ class StreamSink:
     def try_send(self, data: memoryview) -> int:
         """A stream cannot be written to without waiting: nothing is taken."""
         return 0
+
+    def try_send_gathered(self, views: list[memoryview]) -> int:
+        """A stream cannot be written to without waiting: nothing is taken."""
+        return 0
+
+    async def send_gathered(self, views: list[memoryview]) -> None:
+        """Unused (``gathers`` is False): one ``send_all`` per buffer."""
+        for view in views:
+            await self.send(view)
+
+    async def send_file(self, region: FileRegion, limit: int) -> int:
+        """Read one chunk of *region* (at most *limit* and 256 KiB) and
+        ``send_all`` it; return its size (0: the file ended early)."""
+        size = min(len(region), limit, FALLBACK_CHUNK)
+        chunk = await region.read_in_thread(size) if region.thread else region.read_here(size)
+        if chunk:
+            self.calls += 1
+            await self._send_all(chunk)
+        return len(chunk)
 
 
 @final
@@ -71,6 +106,8 @@ class SocketSink:
 
     #: ``try_send`` hands bytes to the kernel at once.
     direct = True
+    #: ``send_gathered`` sends many buffers with one ``writev(2)``.
+    gathers = True
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._socket = stream.socket
@@ -106,6 +143,83 @@ class SocketSink:
                 if taken and self.on_progress is not None:
                     self.on_progress()
                 sent += taken
+
+    def _fileno(self) -> int:
+        fd = self._socket.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the wrapped socket was already closed")
+        return fd
+
+    def try_send_gathered(self, views: list[memoryview]) -> int:
+        """One ``writev(2)`` of *views* (at most :data:`IOV_CAP`), without
+        blocking; return the bytes it took."""
+        try:
+            sent = os.writev(self._fileno(), views)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise socket_error(exc)  # noqa: B904 - socket_error sets the cause
+        if sent:
+            self.calls += 1
+        return sent
+
+    async def send_gathered(self, views: list[memoryview]) -> None:
+        """Send all of *views* (at most :data:`IOV_CAP`), in order, with
+        ``writev(2)`` until it would block, then ``wait_writable``.  Consumes
+        the list."""
+        waited = False
+        while views:
+            sent = self.try_send_gathered(views)
+            if sent:
+                if waited and self.on_progress is not None:
+                    self.on_progress()
+                while sent:
+                    first = views[0]
+                    if sent < len(first):
+                        views[0] = first[sent:]
+                        break
+                    sent -= len(first)
+                    del views[0]
+                if not views:
+                    return
+            await trio.lowlevel.wait_writable(self._socket)
+            waited = True
+
+    async def send_file(self, region: FileRegion, limit: int) -> int:
+        """``sendfile(2)`` up to *limit* bytes of *region*, waiting until the
+        socket takes some; return how many it took (0: the file ended early).
+
+        With ``region.thread``, the bytes are first read in a worker thread
+        (into the page cache) so that ``sendfile`` does not wait for the
+        disk in the event loop.
+        """
+        size = min(len(region), limit)
+        if region.thread and region.offset >= region.read_until:
+            # The read's bytes are dropped: only the page cache is wanted.
+            got = len(await region.read_in_thread(size))
+            region.read_until = region.offset + got
+            if not got:
+                return 0
+        if region.thread:
+            size = min(size, region.read_until - region.offset)
+        waited = False
+        while True:
+            socket_fd = self._fileno()
+            try:
+                sent = os.sendfile(socket_fd, region.live_fd(), region.offset, size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._socket)
+                waited = True
+                continue
+            except OSError as exc:
+                if exc.errno in _SOCKET_ERRNOS:
+                    raise socket_error(exc)  # noqa: B904 - socket_error sets the cause
+                raise region.failure(f"sendfile failed ({exc})") from exc
+            if sent:
+                self.calls += 1
+                if waited and self.on_progress is not None:
+                    self.on_progress()
+            return sent
 
 
 def make_sink(stream: trio.abc.SendStream) -> StreamSink | SocketSink:

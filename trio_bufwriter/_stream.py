@@ -48,7 +48,8 @@ class BufferedStream(trio.abc.HalfCloseableStream):
     plain trio stream (an h11 loop, trio-websocket, an :class:`trio.SSLStream`
     on top):
 
-    * ``send_all`` = :meth:`write` then wait as :meth:`drain` does;
+    * ``send_all`` = :meth:`~BufferedWriter.write` then wait as
+      :meth:`~BufferedWriter.drain` does;
     * ``receive_some`` returns what earlier reads left in the buffer, or
       receives from the wrapped stream;
     * ``send_eof`` flushes, then calls the wrapped stream's ``send_eof``; it
@@ -179,6 +180,12 @@ class BufferedStream(trio.abc.HalfCloseableStream):
     def writelines(self, data: Iterable[BytesLike]) -> None:
         """:meth:`BufferedWriter.writelines`."""
         self._writer.writelines(data)
+
+    def write_file(
+        self, file: object, offset: int = 0, count: int | None = None, *, thread: bool = False
+    ) -> None:
+        """:meth:`BufferedWriter.write_file`."""
+        self._writer.write_file(file, offset, count, thread=thread)
 
     @contextmanager
     def corked(self) -> Iterator[None]:

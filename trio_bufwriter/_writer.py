@@ -41,12 +41,13 @@ from trio.lowlevel import (
 from ._anyio import as_send_stream
 from ._buffers import BytesLike, byte_view
 from ._conflict import ConflictDetector
+from ._file_region import FileRegion, RegionError, file_region
 from ._lifecycle import START_ADVICE, Lifecycle
 from ._limits import BufferLimitError, OverflowPolicy, StallClock, StallTimeoutError
 from ._options import WRITER_OPTIONS, named_options
 from ._run_context import RUN_CONTEXT, current_step
-from ._send_queue import SendQueue
-from ._sink import make_sink
+from ._send_queue import Item, SendQueue
+from ._sink import IOV_CAP, make_sink
 from ._socket import set_notsent_lowat
 from ._state import WriterState, WriterStatistics
 from ._water import check_size, water_marks
@@ -66,6 +67,22 @@ DEFAULT_NOTSENT_LOWAT = DEFAULT_MAX_SEND_SIZE
 # cannot change under us, and above this size the copy costs more than the
 # bookkeeping (measured: a 1 MiB copy is ~20% of a 1 MiB loopback send).
 BY_REFERENCE_MIN = 64 * 1024
+
+
+def _frozen(data: object) -> bool:
+    """Whether *data* may be held by reference: a ``bytes``, or a read-only
+    byte ``memoryview`` of one (nobody can change either).  A ``bytearray``,
+    a writable view, an ``mmap`` or an ``array`` may change after
+    ``write()`` returns, so they are copied."""
+    return type(data) is bytes or (
+        type(data) is memoryview
+        and data.readonly
+        and type(data.obj) is bytes
+        and data.format == "B"
+        and data.ndim == 1
+        and data.c_contiguous
+    )
+
 
 # ``if self._state:`` is the hot paths' "no longer OPEN?" test (OPEN is 0).
 _OPEN = WriterState.OPEN
@@ -387,9 +404,10 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
 
         Never blocks and never yields to the scheduler.  The bytes are copied,
         so a mutable buffer can be reused as soon as this returns (a ``bytes``
-        object of 64 KiB or more, which cannot change, is held by reference
-        instead).  The bytes of one call are sent contiguously: writes from
-        any number of tasks never interleave.  The sender picks them up the
+        object of 64 KiB or more, or a read-only byte ``memoryview`` of one,
+        which cannot change, is held by reference instead).  The bytes of
+        one call are sent contiguously: writes from any number of tasks
+        never interleave.  The sender picks them up the
         next time it runs, with everything else queued by then; over a
         :class:`trio.SocketStream`, a write to an idle writer is handed to
         the kernel at once instead (see :meth:`corked` to hold several
@@ -424,16 +442,19 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             return
         q = self._q
         try:
-            if len(data) >= BY_REFERENCE_MIN and type(data) is bytes and not self._corks:
+            if len(data) >= BY_REFERENCE_MIN and not self._corks and _frozen(data):
                 q.check_room(len(data))
-                q.hold(data)
+                # (A view of our own: the caller may release theirs.)
+                q.hold(data if type(data) is bytes else memoryview(data))
             elif q.max_buffer is None:
                 q.buf += data  # takes any C-contiguous buffer, refuses the rest
             elif type(data) is bytes:
                 q.check_room(len(data))
                 q.buf += data
             else:
-                self._queue_copy(byte_view(data, "write()"))
+                view = byte_view(data, "write()")
+                q.check_room(len(view))
+                q.buf += view
         except TypeError:
             # No len() (a PickleBuffer), or not a buffer at all: the rule decides.
             self._queue_copy(byte_view(data, "write()"))
@@ -445,7 +466,10 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         """Queue every buffer of *data*, in order, as one atomic write.
 
         The same as ``write(b"".join(data))`` without building the joined
-        copy.  It is all or nothing: if an item is not bytes-like, the
+        copy; items :meth:`write` would hold by reference (a ``bytes`` of 64
+        KiB or more) are held by reference here too, and over a
+        :class:`trio.SocketStream` leave with the copied bytes around them
+        in one ``writev(2)``.  It is all or nothing: if an item is not bytes-like, the
         iterable raises, or the whole would pass ``max_buffer``, nothing of
         this call is queued.  The iterable must not write to this writer
         (that raises :exc:`RuntimeError`, and nothing of it is queued).
@@ -466,18 +490,100 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         self._in_writelines = True
         self._sender_wants_data = True
         chunk = bytearray()
+        # Large immutable items are held by reference, between copied runs
+        # (over a socket they then leave gathered, in one writev).
+        held: list[BytesLike] = []
+        size = 0
+        by_reference = not self._corks
         try:
             for item in data:
                 try:
+                    if by_reference and len(item) >= BY_REFERENCE_MIN and _frozen(item):
+                        if chunk:
+                            held.append(chunk)
+                            size += len(chunk)
+                            chunk = bytearray()
+                        held.append(item if type(item) is bytes else memoryview(item))
+                        size += len(item)
+                        continue
                     chunk += item
                 except TypeError:
                     chunk += byte_view(item, "writelines()")
         finally:
             self._in_writelines = False
             self._sender_wants_data = wants_data
-        self._queue_copy(chunk)
+        if held:
+            self._check_room(size + len(chunk))
+            for item in held:
+                if type(item) is bytearray:
+                    self._q.buf += item
+                else:
+                    self._q.hold(item)
+            self._q.buf += chunk
+        else:
+            self._queue_copy(chunk)
         self._q.write_calls += 1
         if self._sender_wants_data:
+            self._wake_sender()
+
+    def write_file(
+        self, file: object, offset: int = 0, count: int | None = None, *, thread: bool = False
+    ) -> None:
+        """Queue *count* bytes of an open *file* from *offset*, and return at once.
+
+        Like :meth:`write`: synchronous, never yields, and the region is sent
+        in order with the bytes written before and after it, never
+        interleaved.  *file* is a file opened in binary mode (anything with
+        a ``fileno()`` of a regular file); *count* None means to the end of
+        the file as it is now.  The file's descriptor is duplicated, so the
+        file may be closed as soon as this returns (``with open(path, "rb")
+        as f: writer.write_file(f)``); the duplicate is closed once the
+        region is sent or discarded.  The file must not shrink before then.
+
+        Over a :class:`trio.SocketStream` the region goes out with
+        ``sendfile(2)``: the bytes never pass through Python.  Over any other
+        stream (TLS, memory streams, anyio) it is read in chunks of at most
+        256 KiB (and :attr:`max_send_size`) and passed to ``send_all``, one
+        chunk in memory at a time.  With *thread* True the file is read in a
+        worker thread, so a file not in the page cache does not block the
+        event loop on the disk; the default reads it in the event loop,
+        which is faster for cached files (see "Files and large payloads").
+
+        The region's bytes count in :attr:`buffered` and against the water
+        marks, so :meth:`drain` applies backpressure as for written bytes;
+        they do not count against ``max_buffer``, which bounds memory.
+
+        Raises:
+          TypeError: *file* has no ``fileno()`` or is in text mode, or an
+              argument has the wrong type.  Nothing is queued.
+          ValueError: *file* is closed or not a regular file, *offset* or
+              *count* is negative, or the region passes the end of the
+              file.  Nothing is queued.
+          OSError: the descriptor could not be duplicated.  Nothing is queued.
+          trio.ClosedResourceError, trio.BrokenResourceError, RuntimeError:
+              as :meth:`write`.
+
+        If the file turns out shorter than the region when it is sent (it
+        was truncated), or reading it fails, the writer breaks: the waiters
+        raise :exc:`trio.BrokenResourceError` whose message says how many of
+        the region's bytes were sent.  A region discarded by :meth:`aclose`
+        or a failure counts as lost bytes, as written bytes do.
+        """
+        if self._state:
+            self._raise_not_writable()
+        if self._in_writelines:
+            self._raise_reentrant("write_file()")
+        wants_data = self._sender_wants_data
+        if wants_data:
+            _step_in_trio("writer.write_file()")  # it will wake the sender
+        region = file_region(file, offset, count, thread)
+        q = self._q
+        if len(region):
+            q.hold_region(region)
+        else:
+            region.close()
+        q.write_calls += 1
+        if wants_data:
             self._wake_sender()
 
     @contextmanager
@@ -532,8 +638,8 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             # the next ones of the step queue, so a burst still coalesces.
             self._direct_step = step
             self._direct_send(view, data)
-        elif type(data) is bytes and size >= BY_REFERENCE_MIN:
-            q.hold(data)
+        elif size >= BY_REFERENCE_MIN and _frozen(data):
+            q.hold(data if type(data) is bytes else view)
             self._wake_sender()
         else:
             q.buf += view
@@ -566,6 +672,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         if not self._overflow_abort:
             self._q.overflows += 1
             raise exc
+        _step_in_trio("writer.write()")  # aborting wakes the sender
         self._abort(exc, f"aborted: {exc}")
         self._raise_failure()
 
@@ -587,7 +694,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             q.count_direct_batch()
         if sent < len(view):
             rest = view[sent:]
-            if type(data) is bytes and len(rest) >= BY_REFERENCE_MIN:
+            if len(rest) >= BY_REFERENCE_MIN and _frozen(data):
                 q.hold(rest)
             else:
                 q.buf += rest
@@ -646,18 +753,8 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         q = self._q
         q.count_batch()
         try:
-            segments = q.segments
-            while segments:
-                # Large writes held by reference come before the buffer.
-                segment = segments[0]
-                sent = self._try_send(memoryview(segment).cast("B"))
-                if sent:
-                    q.accepted(sent, sent)
-                    self._progress()
-                if sent < len(segment):
-                    segments[0] = memoryview(segment)[sent:]
-                    return False
-                del segments[0]
+            if q.segments and not self._push_segments():
+                return False
             buf = q.buf
             with memoryview(buf) as view:
                 sent = self._try_send(view)
@@ -672,6 +769,65 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             q.accepted(sent, 0)
             self._progress()
         return len(buf) + q.inflight <= self._low_water
+
+    def _push_segments(self) -> bool:
+        """:meth:`_push_now` for a queue with segments: they (up to a file
+        region, which is the sender's to send) and the buffer after them go
+        in gathered ``writev`` calls.  Return whether every segment went."""
+        q = self._q
+        segments = q.segments
+        max_send = self._max_send_size
+        while segments:
+            views: list[memoryview] = []
+            size = 0
+            for segment in segments:
+                if type(segment) is FileRegion:
+                    break
+                if len(views) >= IOV_CAP - 1 or size >= max_send:
+                    break
+                view = memoryview(segment)
+                if size + len(view) > max_send:
+                    view = view[: max_send - size]
+                views.append(view)
+                size += len(view)
+            whole = len(views) == len(segments) and size < max_send
+            if not views:
+                return False  # a file region comes first
+            buf = q.buf
+            tail = memoryview(buf)[: max_send - size] if whole and buf else None
+            if tail is not None:
+                views.append(tail)
+                size += len(tail)
+            try:
+                sent = self._sink.try_send_gathered(views)
+            finally:
+                if tail is not None:
+                    tail.release()
+            if not sent:
+                return False
+            left = sent
+            taken = 0
+            while segments and left:
+                head = segments[0]
+                assert type(head) is not FileRegion  # (sent bytes stop before one)
+                first = len(head)
+                if left < first:
+                    segments[0] = memoryview(head)[left:]
+                    taken += left
+                    left = 0
+                    break
+                left -= first
+                taken += first
+                del segments[0]
+            q.peak = max(q.peak, q.held)
+            q.accepted(taken, taken)
+            if left:
+                del buf[:left]
+                q.accepted(left, 0)
+            self._progress()
+            if sent < size:
+                return False
+        return True
 
     # ------------------------------------------------------------------
     # Waiting
@@ -1163,11 +1319,17 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             return False
         return done
 
-    async def _send_segments(self, segments: list[BytesLike]) -> bool:
-        max_send = self._max_send_size
-        send = self._sink.send
+    async def _send_segments(self, segments: list[Item]) -> bool:
         try:
+            if self._sink.gathers and len(segments) > 1:
+                return await self._send_gathered_items(segments)
+            max_send = self._max_send_size
+            send = self._sink.send
             for data in segments:
+                if type(data) is FileRegion:
+                    if not await self._send_region(data):
+                        return False
+                    continue
                 size = len(data)
                 if size <= max_send:
                     await send(data)
@@ -1181,11 +1343,66 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
                             if not self._sent_some(len(chunk)):
                                 return False
             return True
+        except RegionError as exc:
+            if self._state < _CLOSED:
+                self._fail(exc.__cause__, str(exc))
+            return False
         except Exception as exc:
             # trio #889: a failed send_all sent an unknown amount; never retry.
             if self._state < _CLOSED:
                 self._fail(exc, _SEND_FAILED)
             return False
+
+    async def _send_gathered_items(self, items: list[Item]) -> bool:
+        """Over a socket: the buffers between regions go out gathered, up to
+        :data:`IOV_CAP` buffers and :attr:`max_send_size` bytes per ``writev``."""
+        max_send = self._max_send_size
+        send = self._sink.send_gathered
+        batch: list[memoryview] = []
+        size = 0
+        for item in items:
+            if type(item) is FileRegion:
+                if batch:
+                    await send(batch)
+                    if not self._sent_some(size):
+                        return False
+                    batch = []
+                    size = 0
+                if not await self._send_region(item):
+                    return False
+                continue
+            view = memoryview(item)
+            end = len(view)
+            start = 0
+            while start < end:
+                take = min(end - start, max_send - size)
+                batch.append(view[start : start + take] if take < end else view)
+                size += take
+                start += take
+                if size >= max_send or len(batch) >= IOV_CAP:
+                    await send(batch)
+                    if not self._sent_some(size):
+                        return False
+                    batch = []
+                    size = 0
+        if batch:
+            await send(batch)
+            return self._sent_some(size)
+        return True
+
+    async def _send_region(self, region: FileRegion) -> bool:
+        """Send a file region through the sink, a piece at a time."""
+        send_file = self._sink.send_file
+        max_send = self._max_send_size
+        while len(region):
+            size = await send_file(region, max_send)
+            if self._state >= _CLOSED:
+                return False
+            if not size:
+                raise region.failure("the file ended (was it truncated?)")
+            self._q.region_sent(region, size)
+            self._progress()
+        return True
 
     def _sent_some(self, size: int) -> bool:
         if self._state >= _CLOSED:
