@@ -44,12 +44,13 @@ class BufferedStream(trio.abc.HalfCloseableStream):
     It has every method of :class:`BufferedWriter` (``write``, ``drain``,
     ``flush``, ``corked``, ``run``...) and of :class:`BufferedReader`
     (``receive_exactly``, ``receive_until``, ``receive_line``, ``lines``,
-    ``receive_frames``, ``receive_parsed``), with the same contracts, and implements trio's
-    stream interface itself, so it can be handed to code that expects a
+    ``receive_frames``, ``receive_parsed``), with the same contracts, and
+    implements trio's stream interface itself, so it can be handed to code that expects a
     plain trio stream (an h11 loop, trio-websocket, an :class:`trio.SSLStream`
     on top):
 
-    * ``send_all`` = :meth:`write` then wait as :meth:`drain` does;
+    * ``send_all`` = :meth:`~BufferedWriter.write` then wait as
+      :meth:`~BufferedWriter.drain` does;
     * ``receive_some`` returns what earlier reads left in the buffer, or
       receives from the wrapped stream;
     * ``send_eof`` flushes, then calls the wrapped stream's ``send_eof``; it
