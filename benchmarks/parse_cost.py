@@ -20,7 +20,9 @@ receive.  The methods:
   (``benchmarks/servers/resp_bufwriter_hand.py``) over ``bytes``;
 * ``frames``: ``receive_frames(read_command)``, the example's decoder before
   ``receive_parsed`` (kept here for the comparison);
-* ``parsed``: ``receive_parsed(parse_command)``, what the example now uses.
+* ``parsed``: ``receive_parsed(parse_command)``, what the example now uses;
+* ``parsed-hand``: ``receive_parsed`` with ``hand-bytes``' parser cut to
+  one command (:func:`parse_one`): the library's own part, per frame.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from trio_bufwriter import BufferedReader, DelimiterNotFoundError, FrameReader
 from .servers import resp_bufwriter_hand
 from .servers._serving import load_example
 
-METHODS = ("source", "hand-bytearray", "hand-bytes", "frames", "parsed")
+METHODS = ("source", "hand-bytearray", "hand-bytes", "frames", "parsed", "parsed-hand")
 PER_RECEIVE = 16
 RECEIVE_SIZE = 64 * 1024
 
@@ -141,6 +143,35 @@ def parse_bytearray(buf: bytearray) -> list[list[bytes]]:
     return commands
 
 
+def parse_one(data: bytes, pos: int) -> tuple[list[bytes], int] | None:
+    """``bufwriter-hand``'s parser cut to one command, for ``receive_parsed``:
+    the library's own cost per frame is ``parsed-hand`` less ``hand-bytes``."""
+    end = data.find(b"\r\n", pos)
+    if end < 0:
+        return None
+    if data[pos] != 42:  # b"*"
+        raise ValueError("expected '*'")
+    count = int(data[pos + 1 : end])
+    pos = end + 2
+    size = len(data)
+    arguments = []
+    for _ in range(count):
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        if data[pos] != 36:  # b"$"
+            raise ValueError("expected '$'")
+        length = int(data[pos + 1 : end])
+        pos = end + 2 + length
+        if pos + 2 > size:
+            return None
+        if data[pos : pos + 2] != b"\r\n":
+            raise ValueError("bulk string not followed by CRLF")
+        arguments.append(data[end + 2 : pos])
+        pos += 2
+    return arguments, pos
+
+
 async def run(method: str, count: int) -> list[list[bytes]]:
     """Decode *count* commands with *method*; return them (none for ``source``)."""
     source = Source(chunks(count))
@@ -169,6 +200,10 @@ async def run(method: str, count: int) -> list[list[bytes]]:
         reader = BufferedReader(source)
         parse_command: Callable[[bytes, int], Any] = resp.parse_command
         while commands := await reader.receive_parsed(parse_command, resp.MAX_COMMAND):
+            found += commands
+    elif method == "parsed-hand":
+        reader = BufferedReader(source)
+        while commands := await reader.receive_parsed(parse_one):
             found += commands
     else:
         raise ValueError(f"no method {method!r}")

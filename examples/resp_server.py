@@ -101,22 +101,23 @@ def parse_command(data: bytes, start: int) -> tuple[list[bytes], int] | int | No
     else:
         count = _parse_length(digits, MAX_ARGUMENTS, "multibulk")
     pos = end + 1
+    available = len(data)
     arguments = []
     for _ in range(count):
         end = data.find(b"\n", pos, pos + MAX_LINE + 1)
         if end < 0:
-            if len(data) - pos > MAX_LINE:
+            if available - pos > MAX_LINE:
                 raise ProtocolError("too big bulk length")
             return None
-        line_end = end - 1 if end > pos and data[end - 1] == 13 else end
-        digits = data[pos + 1 : line_end]
+        # (data[pos - 1] is the b"\n" before this line: an empty line has no b"\r".)
+        digits = data[pos + 1 : end - 1 if data[end - 1] == 13 else end]
         if data[pos] != 36 or not digits.isdigit():  # (36: b"$")
-            _bad_bulk_header(data[pos:line_end])  # (raises)
+            _bad_bulk_header(data[pos : end - 1 if data[end - 1] == 13 else end])  # (raises)
         size = int(digits)
         if size > MAX_BULK:
             raise ProtocolError(f"invalid bulk length {size}")
         pos = end + 1 + size  # the value's end; its CRLF follows
-        if pos + 2 > len(data):
+        if pos + 2 > available:
             return pos + 2 - start
         if data[pos : pos + 2] != b"\r\n":
             raise ProtocolError("bulk string not followed by CRLF")
