@@ -278,6 +278,22 @@ async def test_a_frame_of_max_frame_bytes_passes_one_more_does_not(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_whole_frame_over_max_frame_already_buffered_raises_all_the_same(
+    kind: str,
+) -> None:
+    with trio.fail_after(5):
+        # receive_line received every byte: the long frame is complete in the buffer.
+        async with reading(kind, [b"head\nok\n" + b"y" * 20 + b"\nz\n"]) as reads:
+            assert await reads.receive_line() == b"head"
+            assert await reads.receive_parsed(line, 10) == [b"ok"]
+            with pytest.raises(FrameTooLargeError) as caught:
+                await reads.receive_parsed(line, 10)
+            assert caught.value.size == 21
+            assert reads.unread == 23
+            assert await reads.receive_parsed(line) == [b"y" * 20, b"z"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_peer_that_never_ends_a_frame_cannot_grow_the_buffer_past_max_frame(
     kind: str,
 ) -> None:
