@@ -19,7 +19,7 @@ It speaks RESP2 only.  redis-py 8 asks for RESP3 by default, so connect
 with ``redis.Redis(port=6380, protocol=2)``.
 
 Clients pipeline: they send a batch of commands, then read all the replies.
-The server answers a batch as it arrives: ``receive_frames`` decodes every
+The server answers a batch as it arrives: ``receive_parsed`` parses every
 complete command in what it has received, and the server executes each one
 and ``write()``s its reply (which never blocks), then calls ``drain()``
 once.  The replies to a batch go out together: a pipeline of a thousand
@@ -38,8 +38,7 @@ import trio
 
 from trio_bufwriter import (
     BufferedStream,
-    DelimiterNotFoundError,
-    FrameReader,
+    FrameTooLargeError,
     IncompleteReadError,
     open_buffered_stream,
 )
@@ -50,6 +49,9 @@ MAX_ARGUMENTS = 1024 * 1024
 MAX_BULK = 512 * 1024 * 1024
 #: The longest header line (``*3``, ``$5``) or inline command.
 MAX_LINE = 64 * 1024
+#: The most bytes one command may take (Redis's client-query-buffer-limit):
+#: a client that never completes a command cannot make the server hold more.
+MAX_COMMAND = 1024 * 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -68,44 +70,60 @@ def _parse_length(digits: bytes, limit: int, what: str) -> int:
     return length
 
 
-def read_command(frame: FrameReader) -> list[bytes]:
-    """Read one command: its arguments (an empty list, for an empty line or
-    ``*0``, is a command to ignore).
+def parse_command(data: bytes, start: int) -> tuple[list[bytes], int] | int | None:
+    """Parse the command at *start* in *data*: its arguments (an empty list,
+    for an empty line or ``*0``, is a command to ignore), and where it ends.
 
-    A plain function, for :meth:`~trio_bufwriter.BufferedStream.receive_frames`:
-    when the command is not all there, a read raises :exc:`trio.WouldBlock`,
-    and it is read again from its start once more has come.  That stays
-    cheap for what clients send, since a value still arriving is skipped by
-    its length, not scanned.  (A header line may end in a bare ``\\n``, as an
-    inline command may; Redis wants ``\\r\\n``.)
+    A plain function, for :meth:`~trio_bufwriter.BufferedStream.receive_parsed`:
+    a hand-written parser (``bytes.find`` for line endings, ``int()`` on
+    slices), called once per command.  When the command is not all there it
+    returns None, or, inside a value, how long the command is at least, so
+    that a big value is not parsed again at every piece of it; it is parsed
+    again from *start* once more has come.  (A header line may end in a
+    bare ``\\n``, as an inline command may; Redis wants ``\\r\\n``.)
 
     Raises:
       ProtocolError: what is there is not a command.
     """
-    try:
-        line = frame.read_line(MAX_LINE)
-    except DelimiterNotFoundError:
-        kind = "multibulk count" if frame.read_exactly(1) == b"*" else "inline request"
-        raise ProtocolError(f"too big {kind}") from None
-    if line[:1] != b"*":
-        return line.split()  # an inline command
+    end = data.find(b"\n", start, start + MAX_LINE + 1)
+    if end < 0:
+        if len(data) - start > MAX_LINE:
+            kind = "multibulk count" if data[start] == 42 else "inline request"  # b"*"
+            raise ProtocolError(f"too big {kind}")
+        return None
+    if data[start] != 42:  # not b"*": an inline command (split() drops a b"\r")
+        return data[start:end].split(), end + 1
+    digits = data[start + 1 : end - 1 if data[end - 1] == 13 else end]  # (13: b"\r")
+    if digits.isdigit():
+        count = int(digits)
+        if count > MAX_ARGUMENTS:
+            raise ProtocolError(f"invalid multibulk length {count}")
+    else:
+        count = _parse_length(digits, MAX_ARGUMENTS, "multibulk")
+    pos = end + 1
+    available = len(data)
     arguments = []
-    for _ in range(_parse_length(line[1:], MAX_ARGUMENTS, "multibulk")):
-        try:
-            header = frame.read_line(MAX_LINE)
-        except DelimiterNotFoundError:
-            raise ProtocolError("too big bulk length") from None
-        digits = header[1:]
-        if header[:1] != b"$" or not digits.isdigit():
-            _bad_bulk_header(header)  # (raises)
+    for _ in range(count):
+        end = data.find(b"\n", pos, pos + MAX_LINE + 1)
+        if end < 0:
+            if available - pos > MAX_LINE:
+                raise ProtocolError("too big bulk length")
+            return None
+        # (data[pos - 1] is the b"\n" before this line: an empty line has no b"\r".)
+        digits = data[pos + 1 : end - 1 if data[end - 1] == 13 else end]
+        if data[pos] != 36 or not digits.isdigit():  # (36: b"$")
+            _bad_bulk_header(data[pos : end - 1 if data[end - 1] == 13 else end])  # (raises)
         size = int(digits)
         if size > MAX_BULK:
             raise ProtocolError(f"invalid bulk length {size}")
-        value = frame.read_exactly(size + 2)  # and its CRLF, in one read
-        if value[size:] != b"\r\n":
+        pos = end + 1 + size  # the value's end; its CRLF follows
+        if pos + 2 > available:
+            return pos + 2 - start
+        if data[pos : pos + 2] != b"\r\n":
             raise ProtocolError("bulk string not followed by CRLF")
-        arguments.append(value[:size])
-    return arguments
+        arguments.append(data[end + 1 : pos])
+        pos += 2
+    return arguments, pos
 
 
 def _bad_bulk_header(header: bytes) -> NoReturn:
@@ -224,7 +242,7 @@ class RespServer:
         try:
             # Every complete command received so far, decoded without an
             # await in between: their replies pile up in the writer's buffer.
-            while commands := await conn.receive_frames(read_command):
+            while commands := await conn.receive_parsed(parse_command, MAX_COMMAND):
                 for arguments in commands:
                     if arguments:
                         conn.write(self.execute(arguments))
@@ -239,10 +257,12 @@ class RespServer:
                 # megabytes on loopback.)
                 await conn.drain()
         except ProtocolError as exc:
-            # (The commands before it were answered: receive_frames returns
+            # (The commands before it were answered: receive_parsed returns
             # them first, and raises at the next call.)
             conn.write(error(f"ERR Protocol error: {exc}"))
-            # Leaving the block sends the replies, then closes.
+        except FrameTooLargeError as exc:
+            conn.write(error(f"ERR Protocol error: a command over {exc.max_frame} bytes"))
+        # After an error, leaving the block sends the replies, then closes.
 
 
 async def serve(

@@ -113,6 +113,16 @@ def _(result: Any) -> None:
     assert line == b"x" * 200
 
 
+@check("parsed")
+def _(result: Any) -> None:
+    at_once, in_pieces, too_large, lines = result
+    assert at_once == [[b"one", b"", b"three"]]
+    assert [frame for batch in in_pieces for frame in batch] == [b"one", b"", b"three"]
+    assert all(in_pieces)
+    assert too_large == f"FrameTooLargeError: {4 + (1 << 20) + 1} > {4 + (1 << 20)}"
+    assert lines == [b"first", b"second", b"", b"last, without a line ending"]
+
+
 @check("recipe_chat")
 def _(result: Any) -> None:
     assert result == {

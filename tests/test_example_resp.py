@@ -13,9 +13,11 @@ from typing import Any, TypeVar
 import pytest
 import redis
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from script_testing import EXAMPLES, load_script
 from stream_testing import receive_all
-from test_reads import ChunkSource
+from test_reads import ChunkSource, cut
 
 from trio_bufwriter import BufferedReader, IncompleteReadError
 
@@ -228,11 +230,11 @@ async def test_a_client_that_leaves_in_the_middle_of_a_command_leaves_the_server
 
 
 async def _decode(chunks: list[bytes]) -> list[list[bytes]]:
-    """What read_command decodes from *chunks*, received one by one."""
+    """What parse_command parses from *chunks*, received one by one."""
     commands = []
     with trio.fail_after(10):
         async with BufferedReader(ChunkSource(chunks)) as reader:
-            while batch := await reader.receive_frames(resp.read_command):
+            while batch := await reader.receive_parsed(resp.parse_command, resp.MAX_COMMAND):
                 commands += batch
     return commands
 
@@ -240,9 +242,60 @@ async def _decode(chunks: list[bytes]) -> list[list[bytes]]:
 async def test_the_decoder_waits_for_the_rest_of_a_command_split_anywhere() -> None:
     command = b"*3\r\n$3\r\nSET\r\n$4\r\nk\r\ny\r\n$0\r\n\r\n"
     tail = b"PING\r\n"
-    for cut in range(1, len(command)):
-        decoded = await _decode([command[:cut], command[cut:] + tail])
-        assert decoded == [[b"SET", b"k\r\ny", b""], [b"PING"]], cut
+    for at in range(1, len(command)):
+        decoded = await _decode([command[:at], command[at:] + tail])
+        assert decoded == [[b"SET", b"k\r\ny", b""], [b"PING"]], at
+
+
+def _encode(arguments: list[bytes]) -> bytes:
+    parts = [b"*%d\r\n" % len(arguments)]
+    parts += [b"$%d\r\n%b\r\n" % (len(argument), argument) for argument in arguments]
+    return b"".join(parts)
+
+
+@given(
+    commands=st.lists(st.lists(st.binary(max_size=40), max_size=5), max_size=10),
+    sizes=st.lists(st.integers(1, 30), max_size=5),
+)
+def test_any_chunking_of_a_command_stream_gives_the_same_commands(
+    commands: list[list[bytes]], sizes: list[int]
+) -> None:
+    stream = b"".join(map(_encode, commands))
+    assert trio.run(_decode, cut(stream, sizes)) == commands
+
+
+async def test_a_big_value_in_small_pieces_is_parsed_when_it_is_all_there() -> None:
+    calls = []
+
+    def counting(data: bytes, start: int) -> Any:
+        calls.append(len(data) - start)
+        return resp.parse_command(data, start)
+
+    value = bytes(range(256)) * 40
+    command = _encode([b"SET", b"k", value])
+    with trio.fail_after(10):
+        async with BufferedReader(ChunkSource(cut(command, [100]))) as reader:
+            assert await reader.receive_parsed(counting, resp.MAX_COMMAND) == [
+                [b"SET", b"k", value]
+            ]
+    # Until the value's header came, then once when the command was all there.
+    assert calls == [100, len(command)]
+
+
+async def test_a_command_over_the_limit_is_answered_with_an_error_and_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resp, "MAX_COMMAND", 100)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, resp.RespServer())
+            async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+                # (Only the start: what the server does not read, it would
+                # answer with a reset on closing.)
+                await client.send_all(b"PING\r\n" + _encode([b"SET", b"k", b"v" * 200])[:30])
+                received = await receive_all(client)
+            nursery.cancel_scope.cancel()
+    assert received == b"+PONG\r\n-ERR Protocol error: a command over 100 bytes\r\n"
 
 
 async def test_a_command_cut_short_by_the_end_of_the_stream_is_an_incomplete_read() -> None:

@@ -15,6 +15,7 @@ from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
 from ._open import open_buffered_stream, open_buffered_writer, open_conflating_writer
 from ._open_file import open_positional_writer
+from ._parse import DEFAULT_MAX_FRAME, FrameTooLargeError
 from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
 from ._reader import BufferedReader
 from ._receive_buffer import DEFAULT_MAX_LINE, DelimiterNotFoundError, IncompleteReadError
@@ -31,6 +32,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DEFAULT_HIGH_WATER",
+    "DEFAULT_MAX_FRAME",
     "DEFAULT_MAX_LINE",
     "DEFAULT_LINGER_SECONDS",
     "DEFAULT_MAX_SEND_SIZE",
@@ -41,6 +43,7 @@ __all__ = [
     "BufferLimitError",
     "DelimiterNotFoundError",
     "FrameReader",
+    "FrameTooLargeError",
     "IncompleteReadError",
     "BufferedReader",
     "BufferedStream",

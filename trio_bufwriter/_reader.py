@@ -1,4 +1,5 @@
-"""Reads for protocol code: ``receive_exactly``, ``receive_until``, ``receive_line``.
+"""Reads for protocol code: ``receive_exactly``, ``receive_until``, ``receive_line``,
+``lines``, ``receive_frames``, ``receive_parsed``.
 
 One implementation, :class:`_BufferedReads`, shared by the two-way
 :class:`~trio_bufwriter.BufferedStream` and the one-way
@@ -27,13 +28,14 @@ How they differ from asyncio's ``StreamReader`` and anyio's
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar, final
 
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 
 from ._frames import FrameReader, decode_buffered
+from ._parse import DEFAULT_MAX_FRAME, Parser, parse_buffered
 from ._receive_buffer import (
     DEFAULT_MAX_LINE,
     RECEIVE_SIZE,
@@ -296,6 +298,126 @@ class _BufferedReads(trio.abc.ReceiveStream):
         finally:
             rbuf.reading = False
 
+    async def receive_parsed(self, parse: Parser[T], max_frame: int = DEFAULT_MAX_FRAME) -> list[T]:
+        """Receive frames, found by *parse*: every complete one there is.
+
+        *parse* is a plain (not async) function ``parse(data, start)``:
+        *data* is a ``bytes`` object holding the received bytes, and the
+        next frame begins at index *start*.  It returns ``(frame, end)``,
+        the frame (any object) and the index just past its last byte; or,
+        if the frame is not all there yet, ``None``, or how many bytes the
+        frame takes at least, counted from *start*, if it can tell (a
+        length prefix says so): it is then not called again until that
+        many bytes are there.  It is called
+        once per frame, and again from the frame's *start* once more bytes
+        have come, so it keeps no state of its own.  It must not look
+        before *start* (earlier bytes may be gone) and should not keep
+        *data*: slice what it needs (slices of ``bytes`` are ``bytes``).
+
+        It returns, in order, the frames found in what is in the buffer (or,
+        if there is not one complete frame there, in what it must then
+        receive): at least one, or ``[]`` at end-of-file.  Nothing in it
+        awaits between two frames.
+
+        *max_frame* limits a frame's size: a frame longer than it raises
+        :exc:`FrameTooLargeError`, whether it came whole or in pieces, and
+        so does an incomplete frame once *max_frame* of its bytes are
+        buffered, or one whose size *parse* says is more.  A receive asks
+        for no more than *max_frame* bytes less those buffered (and 64 KiB
+        at most), so the buffer never holds more than *max_frame* bytes of
+        an incomplete frame.  Limits inside a frame (a line's length) are
+        *parse*'s: it raises its own error when a line is too long, as a
+        hand-written parser does.
+
+        A frame arriving in many pieces is parsed from its start at each
+        piece: keep *parse* linear in what it scans before a length, and
+        return the size once known, so a large frame is not re-parsed (nor
+        its bytes copied) at every piece.
+
+        It is always a cancellation point; if the buffer holds a complete
+        frame it returns without receiving and without yielding to the
+        scheduler, otherwise it is a full checkpoint.  Cancelled, it returns
+        nothing, and every byte received stays in the buffer for the next
+        read.
+
+        Raises:
+          FrameTooLargeError: see above; the frame's bytes stay unread.
+          IncompleteReadError: the stream ended in the middle of a frame;
+              its ``partial`` holds the frame's bytes.
+          TypeError: *max_frame* is not an int.
+          ValueError: *max_frame* is less than 1.
+          trio.BusyResourceError: another task is receiving.
+          trio.ClosedResourceError: the stream was closed.
+          trio.BrokenResourceError: the wrapped stream failed.
+          RuntimeError: *parse* returned an end not after *start*, or past
+              the bytes it was given.
+          Exception: whatever *parse* raises.  The bytes of the frame it
+              raised for stay unread; if frames came before it, they are
+              returned first, and the error comes at the next call.
+        """
+        if type(max_frame) is not int or max_frame < 1:
+            max_frame = checked_size(max_frame, "max_frame", 1)
+        rbuf = self._rbuf
+        if rbuf.reading:
+            raise trio.BusyResourceError(_BUSY)
+        need = 0
+        if rbuf.pos < len(rbuf.data):
+            # (A receive below is a cancellation point of its own.)
+            if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
+                await checkpoint()  # raises Cancelled
+            frames, need = parse_buffered(rbuf, parse, max_frame)
+            if frames:
+                return frames
+        else:
+            rbuf.clear()  # (as in receive_frames)
+        rbuf.reading = True
+        try:
+            while True:
+                # Never more than max_frame bytes of an incomplete frame.
+                chunk = await self._receive_more(min(RECEIVE_SIZE, max_frame - len(rbuf)))
+                if not chunk:
+                    if rbuf:
+                        raise IncompleteReadError(
+                            rbuf.take_all(), None, waiting_for="the rest of a frame"
+                        )
+                    return []
+                rbuf.feed(chunk)
+                if need and len(rbuf) < need:
+                    continue
+                frames, need = parse_buffered(rbuf, parse, max_frame)
+                if frames:
+                    return frames
+        finally:
+            rbuf.reading = False
+
+    def lines(self, max_bytes: int = DEFAULT_MAX_LINE) -> AsyncIterator[bytes]:
+        """Iterate over the lines received, to end-of-file: ``async for line in conn.lines()``.
+
+        Each line is what :meth:`receive_line` returns: without its line
+        ending (``\\n``, or ``\\r\\n``), at most *max_bytes* long.  At
+        end-of-file the iteration ends cleanly; a last line without a line
+        ending is yielded first, as it is (a ``\\r`` at its end kept), as
+        asyncio's ``readline()`` returns it.  Once it has ended, it stays
+        ended, without receiving again.
+
+        Each step is :meth:`receive_line`: the same waiting, checkpoints and
+        cancellation (a cancelled step loses nothing; the iteration may go
+        on), and the same errors but the end-of-file one.
+
+        Raises:
+          DelimiterNotFoundError: a line is longer than *max_bytes*; its
+              bytes stay in the buffer.
+          TypeError: *max_bytes* is not an int (raised here, before any
+              iteration).
+          ValueError: *max_bytes* is negative (likewise).
+          trio.BusyResourceError: another task is receiving.
+          trio.ClosedResourceError: the stream was closed.
+          trio.BrokenResourceError: the wrapped stream failed.
+        """
+        if type(max_bytes) is not int or max_bytes < 0:
+            max_bytes = checked_size(max_bytes, "max_bytes")
+        return _Lines(self, max_bytes)
+
     # ------------------------------------------------------------------
     # When the buffer cannot answer
 
@@ -337,6 +459,34 @@ class _BufferedReads(trio.abc.ReceiveStream):
                     return data
         finally:
             rbuf.reading = False
+
+
+@final
+class _Lines:
+    """What :meth:`_BufferedReads.lines` returns: an async iterator of lines."""
+
+    __slots__ = ("_max_bytes", "_reads")
+
+    def __init__(self, reads: _BufferedReads, max_bytes: int) -> None:
+        #: None once the stream has ended.
+        self._reads: _BufferedReads | None = reads
+        self._max_bytes = max_bytes
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> bytes:
+        reads = self._reads
+        if reads is None:
+            await checkpoint()
+            raise StopAsyncIteration
+        try:
+            return await reads.receive_line(self._max_bytes)
+        except IncompleteReadError as exc:
+            self._reads = None
+            if exc.partial:
+                return exc.partial
+            raise StopAsyncIteration from None
 
 
 @final

@@ -199,6 +199,18 @@ class ReceiveBuffer:
         self.pos = 0
         self._grown = None
 
+    def make_bytes(self) -> bytes:
+        """The unread bytes as one ``bytes`` object, which ``data`` becomes
+        (``pos`` 0): a copy only if ``data`` is the buffer's bytearray."""
+        data = self.data
+        if type(data) is not bytes:
+            with memoryview(data) as view:
+                data = bytes(view[self.pos :])
+            self.data = data
+            self.pos = 0
+            self._grown = None
+        return data
+
     def clear(self) -> None:
         """Forget every unread byte."""
         self.data = b""

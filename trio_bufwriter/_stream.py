@@ -10,7 +10,7 @@ sent anything (``DESIGN.md`` says why, with the figures).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar, final
 
@@ -21,6 +21,7 @@ from ._anyio import as_stream
 from ._buffers import BytesLike
 from ._frames import FrameReader
 from ._options import WRITER_OPTIONS, check_options
+from ._parse import DEFAULT_MAX_FRAME, Parser
 from ._reader import BufferedReader
 from ._receive_buffer import DEFAULT_MAX_LINE, RECEIVE_SIZE
 from ._socket import SocketSource, socket_source
@@ -42,9 +43,9 @@ class BufferedStream(trio.abc.HalfCloseableStream):
 
     It has every method of :class:`BufferedWriter` (``write``, ``drain``,
     ``flush``, ``corked``, ``run``...) and of :class:`BufferedReader`
-    (``receive_exactly``, ``receive_until``, ``receive_line``,
-    ``receive_frames``), with the same contracts, and implements trio's
-    stream interface itself, so it can be handed to code that expects a
+    (``receive_exactly``, ``receive_until``, ``receive_line``, ``lines``,
+    ``receive_frames``, ``receive_parsed``), with the same contracts, and
+    implements trio's stream interface itself, so it can be handed to code that expects a
     plain trio stream (an h11 loop, trio-websocket, an :class:`trio.SSLStream`
     on top):
 
@@ -169,6 +170,14 @@ class BufferedStream(trio.abc.HalfCloseableStream):
     async def receive_frames(self, decode: Callable[[FrameReader], T]) -> list[T]:
         """:meth:`BufferedReader.receive_frames`."""
         return await self._reader.receive_frames(decode)
+
+    async def receive_parsed(self, parse: Parser[T], max_frame: int = DEFAULT_MAX_FRAME) -> list[T]:
+        """:meth:`BufferedReader.receive_parsed`."""
+        return await self._reader.receive_parsed(parse, max_frame)
+
+    def lines(self, max_bytes: int = DEFAULT_MAX_LINE) -> AsyncIterator[bytes]:
+        """:meth:`BufferedReader.lines`."""
+        return self._reader.lines(max_bytes)
 
     # ------------------------------------------------------------------
     # Writing: the writer's

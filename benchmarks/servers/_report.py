@@ -140,11 +140,17 @@ class Target:
     level: Level
 
 
+_RESP_ALL = ("RESP SET -P1", "RESP GET -P1", "RESP SET -P16", "RESP GET -P16")
+
 TARGETS: tuple[Target, ...] = (
     Target(("RESP SET -P1", "RESP GET -P1"), "bufwriter", "trio-send-all", 1.0, "must"),
     Target(("RESP SET -P1", "RESP GET -P1"), "bufwriter", "asyncio", 1.0, "goal"),
     Target(("RESP SET -P16", "RESP GET -P16"), "bufwriter", "uvloop", 1.3, "target"),
     Target(("RESP SET -P16", "RESP GET -P16"), "bufwriter", "trio-joined", 1.0, "target"),
+    # Issue 22: the library's reads as fast as a hand-written parser; the
+    # floor (canned replies, no parsing) shows what trio itself costs.
+    Target(_RESP_ALL, "bufwriter", "bufwriter-hand", 1.0, "target"),
+    Target(_RESP_ALL, "bufwriter", "trio-floor", 0.0, "info"),
     Target(("HTTP GET /",), "bufwriter", "trio-h11", 1.2, "target"),
     Target(("HTTP GET /",), "bufwriter-h11", "trio-h11", 1.2, "info"),
     Target(("HTTP GET /",), "bufwriter", "hypercorn-trio", 0.0, "info"),

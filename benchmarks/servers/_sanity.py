@@ -43,6 +43,19 @@ def _command(*arguments: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _check_exchanges(port: int, exchanges: list[tuple[bytes, bytes]]) -> None:
+    """Send each request on one connection; its reply must be the one expected."""
+    deadline = time.monotonic() + CHECK_TIMEOUT
+    try:
+        with _connect(port, deadline) as sock:
+            for request, expected in exchanges:
+                reply = _exchange(sock, request, len(expected))
+                if reply != expected:
+                    raise SanityError(f"{request!r} got {reply!r}, not {expected!r}")
+    except OSError as exc:
+        raise SanityError(f"RESP check on port {port}: {exc!r}") from None
+
+
 def check_resp(port: int) -> None:
     """``SET k v``, ``GET k``, then both pipelined in one send, must get Redis's replies.
 
@@ -57,15 +70,27 @@ def check_resp(port: int) -> None:
             b"+OK\r\n$7\r\nvalue 2\r\n",
         ),
     ]
-    deadline = time.monotonic() + CHECK_TIMEOUT
-    try:
-        with _connect(port, deadline) as sock:
-            for request, expected in exchanges:
-                reply = _exchange(sock, request, len(expected))
-                if reply != expected:
-                    raise SanityError(f"{request!r} got {reply!r}, not {expected!r}")
-    except OSError as exc:
-        raise SanityError(f"RESP check on port {port}: {exc!r}") from None
+    _check_exchanges(port, exchanges)
+
+
+def check_resp_canned(port: int) -> None:
+    """What :func:`check_resp` sends must get ``trio-floor``'s canned
+    replies: ``+OK`` to ``SET``, redis-benchmark's 3-byte value to ``GET``,
+    one reply per command, pipelined ones too.
+
+    Raises:
+      SanityError: a wrong reply, a closed connection, or no reply in time.
+    """
+    value = b"$3\r\nxxx\r\n"
+    exchanges = [
+        (_command(b"SET", b"bench:k", b"v"), b"+OK\r\n"),
+        (_command(b"GET", b"bench:k"), value),
+        (
+            _command(b"SET", b"bench:k", b"value 2") + _command(b"GET", b"bench:k"),
+            b"+OK\r\n" + value,
+        ),
+    ]
+    _check_exchanges(port, exchanges)
 
 
 def check_http(port: int, requests: int = 2) -> None:

@@ -21,8 +21,8 @@ from typing import Protocol
 
 import trio
 
-from trio_bufwriter import FrameReader
-from trio_bufwriter._frames import decode_buffered
+from trio_bufwriter import FrameTooLargeError
+from trio_bufwriter._parse import Parser, parse_buffered
 from trio_bufwriter._receive_buffer import ReceiveBuffer
 
 #: The repository's root, which holds ``examples/``.
@@ -69,24 +69,27 @@ class RespCommands:
     """The commands received on one RESP connection, answered by the example's code.
 
     :meth:`replies` takes what one receive gave and yields the reply to each
-    complete command in it, in order, using ``read_command`` and
+    complete command in it, in order, using ``parse_command`` and
     ``RespServer.execute`` from ``examples/resp_server.py``.  A partial
     command is kept for the next receive.
 
-    The example decodes with ``receive_frames(read_command)``; this runs the
-    same decoder over the same receive buffer, sans-IO (the library's private
-    ``ReceiveBuffer`` and ``decode_buffered``), so that every variant parses
-    exactly as the example does and they differ only in how they receive
-    and send.
+    The example parses with ``receive_parsed(parse_command, MAX_COMMAND)``;
+    this runs the same parser over the same receive buffer, sans-IO (the
+    library's private ``ReceiveBuffer`` and ``parse_buffered``), so that
+    every variant parses exactly as the example does and they differ only
+    in how they receive and send.
     """
 
     def __init__(self, example: ModuleType, server: Executes) -> None:
-        self._decode: Callable[[FrameReader], list[bytes]] = example.read_command
-        self._protocol_error: type[Exception] = example.ProtocolError
+        self._parse: Parser[list[bytes]] = example.parse_command
+        self._max_frame: int = example.MAX_COMMAND
+        self._protocol_errors: tuple[type[Exception], ...] = (
+            example.ProtocolError,
+            FrameTooLargeError,
+        )
         self._error: Callable[[str], bytes] = example.error
         self._execute = server.execute
         self._buffer = ReceiveBuffer()
-        self._reader = FrameReader()
         #: Set after a protocol error: its reply was the last one, close now.
         self.closing = False
 
@@ -95,10 +98,10 @@ class RespCommands:
         buffer = self._buffer
         buffer.feed(data)
         execute = self._execute
-        while True:
+        while buffer:
             try:
-                commands = decode_buffered(self._reader, buffer, self._decode)
-            except self._protocol_error as exc:
+                commands, _ = parse_buffered(buffer, self._parse, self._max_frame)
+            except self._protocol_errors as exc:
                 self.closing = True
                 yield self._error(f"ERR Protocol error: {exc}")
                 return

@@ -52,6 +52,9 @@ class Variant:
     #: The Python script to run, or None for redis-server.
     script: Path | None
     needs: tuple[Requirement, ...] = ()
+    #: It answers with canned replies (``trio-floor``): checked for those,
+    #: not for a store's answers.
+    canned: bool = False
 
     def command(self, port: int | str = 0) -> list[str]:
         """The command line that starts it on *port* (0: the script picks one;
@@ -77,10 +80,12 @@ class Variant:
 #: The variants, in the order of the report's rows.
 VARIANTS: tuple[Variant, ...] = (
     Variant("bufwriter", "resp", EXAMPLES / "resp_server.py"),
+    Variant("bufwriter-hand", "resp", HERE / "resp_bufwriter_hand.py"),
     Variant("trio-send-all", "resp", HERE / "resp_trio_send_all.py"),
     Variant("trio-joined", "resp", HERE / "resp_trio_joined.py"),
     Variant("asyncio", "resp", HERE / "resp_asyncio.py"),
     Variant("uvloop", "resp", HERE / "resp_uvloop.py", (UVLOOP,)),
+    Variant("trio-floor", "resp", HERE / "resp_trio_floor.py", canned=True),
     Variant("redis-server", "resp", None, (REDIS_SERVER,)),
     Variant("bufwriter", "http", EXAMPLES / "http_server.py", (H11,)),
     Variant("bufwriter-h11", "http", HERE / "http_bufwriter_h11.py", (H11,)),

@@ -41,11 +41,11 @@ from ._options import Settings, add_arguments, settings_from_args
 from ._process import ServerDidNotStart, ServerFailed, free_port, running_server
 from ._report import Sample, format_table, summarize, verdicts
 from ._results import write_json
-from ._sanity import SanityError, check_http, check_resp
+from ._sanity import SanityError, check_http, check_resp, check_resp_canned
 from ._serving import ROOT
 from ._variants import BASELINES, LOAD_GENERATORS, VARIANTS, WORKLOADS, Variant, Workload
 
-__all__ = ["add_servers_command", "main", "run_servers"]
+__all__ = ["add_servers_command", "check_answers", "main", "run_servers"]
 
 #: How many times to try a server that listens on a port picked for it
 #: (redis-server), in case another process took the port in between.
@@ -120,6 +120,20 @@ def commands(settings: Settings, workloads: list[Workload], variants: list[Varia
     return lines
 
 
+def check_answers(variant: Variant, port: int) -> None:
+    """Check that *variant*, listening on *port*, answers as it should.
+
+    Raises:
+      SanityError: it does not.
+    """
+    if variant.kind == "http":
+        check_http(port)
+    elif variant.canned:
+        check_resp_canned(port)
+    else:
+        check_resp(port)
+
+
 def _start_command(variant: Variant) -> tuple[list[str], int | None]:
     """The command line to start *variant*, and the port picked for it, if any."""
     if variant.announces_port:
@@ -179,7 +193,7 @@ def measure(
             with running_server(
                 variant.name, command, log=log, env=env, cwd=ROOT, port=port, ready_text=ready
             ) as server:
-                (check_resp if variant.kind == "resp" else check_http)(server.port)
+                check_answers(variant, server.port)
                 warm_up(workload, settings, server.port)
                 before = server.cpu_seconds()
                 result = load(workload, settings, server.port)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,9 +22,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # ``benchmarks`` is a folder of the checkout, not an installed package.
-from benchmarks.servers import _loadgen, _process, _report, _sanity, _serving, run
+from benchmarks.servers import (
+    _loadgen,
+    _process,
+    _report,
+    _sanity,
+    _serving,
+    resp_bufwriter_hand,
+    resp_trio_floor,
+    run,
+)
 from benchmarks.servers._hello import BODY, HelloConnection
 from benchmarks.servers._options import Settings
 from benchmarks.servers._variants import VARIANTS, Requirement, Variant
@@ -292,6 +305,8 @@ def test_the_targets_are_the_ones_asked_for() -> None:
         ("bufwriter", "asyncio", 1.0, "goal"),
         ("bufwriter", "uvloop", 1.3, "target"),
         ("bufwriter", "trio-joined", 1.0, "target"),
+        ("bufwriter", "bufwriter-hand", 1.0, "target"),
+        ("bufwriter", "trio-floor", 0.0, "info"),
         ("bufwriter", "trio-h11", 1.2, "target"),
         ("bufwriter-h11", "trio-h11", 1.2, "info"),
         ("bufwriter", "hypercorn-trio", 0.0, "info"),
@@ -415,6 +430,79 @@ def test_resp_commands_answer_complete_commands_and_keep_a_partial_one() -> None
     assert commands.closing
 
 
+def _redis_benchmark_stream(count: int) -> tuple[bytes, list[bytes]]:
+    """*count* commands shaped like redis-benchmark's (SET and GET of
+    ``key:000000000042``, 3-byte values), and the floor's canned replies."""
+    commands = []
+    replies = []
+    for i in range(count):
+        key = b"key:%012d" % i
+        if i % 3:
+            commands.append(_sanity._command(b"GET", key))
+            replies.append(resp_trio_floor.GET_REPLY)
+        else:
+            commands.append(_sanity._command(b"SET", key, b"xxx"))
+            replies.append(resp_trio_floor.OTHER_REPLY)
+    return b"".join(commands), replies
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+@settings(deadline=None)
+def test_the_floor_answers_each_command_once_however_the_stream_is_cut(cuts: list[int]) -> None:
+    stream, replies = _redis_benchmark_stream(40)
+    points = sorted({cut % len(stream) for cut in cuts} | {0, len(stream)})
+    kept = b"\n"
+    answered = b""
+    for start, end in itertools.pairwise(points):
+        out, kept = resp_trio_floor.canned_replies(kept + stream[start:end])
+        answered += out
+    assert answered == b"".join(replies)
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+@settings(deadline=None)
+def test_the_hand_parser_finds_the_examples_commands_however_the_stream_is_cut(
+    cuts: list[int],
+) -> None:
+    resp = _serving.load_example("resp_server")
+    stream, _ = _redis_benchmark_stream(20)
+    stream += _sanity._command(b"SET", b"k", b"a\r\nvalue with a CRLF") + _sanity._command(b"X")
+    expected = []
+    pos = 0
+    while pos < len(stream):
+        parsed = resp.parse_command(stream, pos)
+        assert type(parsed) is tuple
+        expected.append(parsed[0])
+        pos = parsed[1]
+    points = sorted({cut % len(stream) for cut in cuts} | {0, len(stream)})
+    pending = b""
+    found = []
+    for start, end in itertools.pairwise(points):
+        data = pending + stream[start:end]
+        commands, pos = resp_bufwriter_hand.parse_commands(data, 0)
+        found += commands
+        pending = data[pos:]
+    assert (found, pending) == (expected, b"")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"PING\r\n", "expected '*', got b'P'"),
+        (b"*1\r\n+OK\r\n", "expected '$', got b'+'"),
+        (b"*1\r\n$-2\r\n", "invalid bulk length -2"),
+        (b"*1\r\n$1\r\nab\r\n", "bulk string not followed by CRLF"),
+    ],
+)
+def test_the_hand_parser_refuses_what_is_not_an_array_of_bulk_strings(
+    data: bytes, message: str
+) -> None:
+    with pytest.raises(resp_bufwriter_hand.BadCommand, match=re.escape(message)):
+        resp_bufwriter_hand.parse_commands(data, 0)
+    with pytest.raises(ValueError, match="invalid literal"):
+        resp_bufwriter_hand.parse_commands(b"*x\r\n", 0)
+
+
 def test_hello_connection_answers_pipelined_requests_in_order() -> None:
     http = HelloConnection(b"test")
     request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -442,10 +530,7 @@ def test_each_variant_starts_answers_correctly_and_stops(variant: Variant, tmp_p
         variant.name, command, log=tmp_path / "log", env=run.server_env(), cwd=ROOT,
         port=port, ready_text=ready,
     ) as server:  # fmt: skip
-        if variant.kind == "resp":
-            _sanity.check_resp(server.port)
-        else:
-            _sanity.check_http(server.port)
+        run.check_answers(variant, server.port)
         server.check_alive()
         process = server.process
     assert process.returncode is not None  # stopped on leaving the block
@@ -464,6 +549,7 @@ def _answer_once(listener: socket.socket, reply: bytes) -> None:
     [
         (_sanity.check_resp, b"-ERR nope\r\n", "got b'-ERR nope"),
         (_sanity.check_resp, b"+O", "closed the connection after b'\\+O'"),
+        (_sanity.check_resp_canned, b"-ERR nope\r\n", "got b'-ERR nope"),
         (_sanity.check_http, b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno", "got 500 b'no'"),
         (_sanity.check_http, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "HTTP check"),
     ],
@@ -507,7 +593,7 @@ def test_a_tiny_run_measures_every_workload_and_reports_without_judging(tmp_path
     out = io.StringIO()
     status = run.run_servers(
         rounds=1, requests=200, seconds=1, clients=4,
-        variants=["bufwriter", "trio-send-all", "trio-h11"],
+        variants=["bufwriter", "bufwriter-hand", "trio-floor", "trio-send-all", "trio-h11"],
         json_path=tmp_path / "results.json", out=out,
     )  # fmt: skip
     text = out.getvalue()
@@ -517,5 +603,5 @@ def test_a_tiny_run_measures_every_workload_and_reports_without_judging(tmp_path
     assert "Targets (ratios of median req/s; reported, never a failure):" in text
     results = json.loads((tmp_path / "results.json").read_text())
     measured = {(sample["workload"], sample["variant"]) for sample in results["samples"]}
-    assert len(measured) == 4 * 2 + 2
+    assert len(measured) == 4 * 4 + 2
     assert results["problems"] == []
