@@ -31,11 +31,11 @@ async def test_the_readme_handler_answers_each_request_then_closes() -> None:
             port = listeners[0].socket.getsockname()[1]
             client = await trio.open_tcp_stream("127.0.0.1", port)
             async with client:
-                await client.send_all(b"PING\r\nGET a\n")
+                await client.send_all(b"PING\r\nGET a\nlast, unended")
                 await client.send_eof()
                 received = b""
                 while chunk := await client.receive_some():
                     received += chunk
                 # The reply in order, then EOF: leaving the block closed the socket.
-                assert received == b"+OK PING\r\n+OK GET a\r\n"
+                assert received == b"+OK PING\r\n+OK GET a\r\n+OK last, unended\r\n"
             nursery.cancel_scope.cancel()
