@@ -16,6 +16,15 @@ settings.register_profile(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# CI's extra legs (the fallback and the version legs) check that the same
+# properties hold there, with fewer examples: the main leg explores.
+settings.register_profile(
+    "legs",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile(
     "thorough", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

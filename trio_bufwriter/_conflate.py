@@ -366,7 +366,7 @@ class ConflatingWriter(Lifecycle):
                         break
         except BaseException as exc:
             if self._state < _CLOSED:
-                what = "cancelled" if isinstance(exc, trio.Cancelled) else "interrupted"
+                what = self._how_task_ended(exc)
                 self._break(None, f"the conflating writer's feeder task was {what}")
             raise
 

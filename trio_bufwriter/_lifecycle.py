@@ -78,6 +78,11 @@ class Lifecycle:
             return self._message
         return f"{self._message}: {type(self._cause).__name__}: {self._cause}"
 
+    @staticmethod
+    def _how_task_ended(exc: BaseException) -> str:
+        """The word for a task that *exc* ended: ``"cancelled"`` or ``"interrupted"``."""
+        return "cancelled" if isinstance(exc, trio.Cancelled) else "interrupted"
+
     def _enter_run(self) -> None:
         """``run()`` starts: only once."""
         if self._run_entered:

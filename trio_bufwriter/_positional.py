@@ -369,7 +369,7 @@ class PositionalWriter(Lifecycle, trio.abc.AsyncResource):
                     self._fail(exc, [], "the PositionalWriter's owner task failed")
                 else:
                     # As the stream writer's sender: no OSError to chain.
-                    what = "cancelled" if isinstance(exc, trio.Cancelled) else "interrupted"
+                    what = self._how_task_ended(exc)
                     self._fail(None, [], f"the PositionalWriter's owner task was {what}")
             raise
         finally:

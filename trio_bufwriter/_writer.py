@@ -1274,7 +1274,7 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
             # Errors from the wrapped stream are handled inside the loop; this
             # is Cancelled or KeyboardInterrupt, and we do not keep those.
             if self._state < _CLOSED:
-                what = "cancelled" if isinstance(exc, trio.Cancelled) else "interrupted"
+                what = self._how_task_ended(exc)
                 message = f"the writer's sender task was {what}"
                 if q.inflight:
                     message += (
