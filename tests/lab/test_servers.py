@@ -280,18 +280,18 @@ def test_verdicts_say_met_not_met_and_not_measured() -> None:
         ("HTTP GET /", "bufwriter"): 100.0,
         ("HTTP GET /", "hypercorn-trio"): 25.0,
     }
-    lines = {(v.workload, v.target.other): v for v in _report.verdicts(medians)}
-    met = lines["RESP SET -P1", "trio-send-all"]
+    lines = {(v.workload, v.target.other, v.target.level): v for v in _report.verdicts(medians)}
+    met = lines["RESP SET -P1", "trio-send-all", "must"]
     assert (met.ratio, met.met) == (pytest.approx(1.1), True)
     assert met.line().endswith("bufwriter vs trio-send-all >= 1.0x: 1.10x  met")
     assert met.line().startswith("[must]")
-    missed = lines["RESP GET -P1", "trio-send-all"]
+    missed = lines["RESP GET -P1", "trio-send-all", "must"]
     assert missed.met is False
     assert missed.line().endswith("0.90x  NOT MET")
-    absent = lines["RESP SET -P16", "uvloop"]
+    absent = lines["RESP SET -P16", "uvloop", "target"]
     assert (absent.ratio, absent.met) == (None, None)
     assert absent.line().endswith("n/a  not measured")
-    info = lines["HTTP GET /", "hypercorn-trio"]
+    info = lines["HTTP GET /", "hypercorn-trio", "info"]
     assert (info.ratio, info.met) == (4.0, None)
     assert ">=" not in info.line()
 
@@ -305,7 +305,9 @@ def test_the_targets_are_the_ones_asked_for() -> None:
         ("bufwriter", "asyncio", 1.0, "goal"),
         ("bufwriter", "uvloop", 1.3, "target"),
         ("bufwriter", "trio-joined", 1.0, "target"),
-        ("bufwriter", "bufwriter-hand", 1.0, "target"),
+        ("bufwriter", "trio-send-all", 1.3, "target"),
+        ("bufwriter", "bufwriter-hand", 0.95, "target"),
+        ("bufwriter", "trio-floor", 0.8, "target"),
         ("bufwriter", "trio-floor", 0.0, "info"),
         ("bufwriter", "trio-h11", 1.2, "target"),
         ("bufwriter-h11", "trio-h11", 1.2, "info"),
