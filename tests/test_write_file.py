@@ -252,6 +252,27 @@ async def test_region_bytes_count_in_buffered_and_drain_waits_for_them(data_file
     assert received == pattern(0, SIZE)
 
 
+async def test_what_the_socket_took_is_counted_before_the_sender_waits(data_file: Path) -> None:
+    # sendfile(2) runs call after call until the socket is full; the bytes
+    # are counted once, before the sender waits, where drain() can see them.
+    with trio.fail_after(10):
+        async with (
+            socket_writer(small_buffers=True) as (writer, server),
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(writer.run)
+            with data_file.open("rb") as file:
+                writer.write_file(file)
+            await settle()
+            taken = SIZE - writer.buffered
+            assert 0 < taken < SIZE
+            assert writer.statistics().send_calls >= 1
+            received = await receive_exactly(server, SIZE)
+            await writer.flush()
+            await writer.aclose()
+    assert received == pattern(0, SIZE)
+
+
 async def test_region_bytes_do_not_count_against_max_buffer(data_file: Path) -> None:
     stream = ControlledStream(stalled=True)
     writer = BufferedWriter(stream, max_buffer=2000, high_water=1000)

@@ -102,7 +102,7 @@ class SocketSink:
     ``SocketStream.send_all`` translates them (:func:`socket_error`).
     """
 
-    __slots__ = ("_socket", "calls", "on_progress")
+    __slots__ = ("_full", "_socket", "calls", "on_progress")
 
     #: ``try_send`` hands bytes to the kernel at once.
     direct = True
@@ -111,6 +111,8 @@ class SocketSink:
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._socket = stream.socket
+        #: The last ``send_file`` stopped because the socket was full.
+        self._full = False
         #: ``write(2)`` calls that took bytes, whoever made them.
         self.calls = 0
         #: Called when a send had waited and the socket then took bytes (the
@@ -186,28 +188,49 @@ class SocketSink:
             waited = True
 
     async def send_file(self, region: FileRegion, limit: int) -> int:
-        """``sendfile(2)`` up to *limit* bytes of *region*, waiting until the
-        socket takes some; return how many it took (0: the file ended early).
+        """``sendfile(2)`` of *region* (at most *limit* bytes per call), call
+        after call until the socket is full or the region is sent, waiting
+        first until the socket takes some; return how many bytes went out
+        (0: the file ended early).
+
+        Nothing else runs between these calls (they make no checkpoint), so
+        the writer counts the bytes once, when this returns, and its counts
+        are never stale where another task could look.  When the socket was
+        left full, the next call waits for it before it tries: the failed
+        call would only cost a system call and an exception.
 
         With ``region.thread``, the bytes are first read in a worker thread
         (into the page cache) so that ``sendfile`` does not wait for the
         disk in the event loop.
         """
-        size = min(len(region), limit)
+        size = len(region)
         if region.thread and region.offset >= region.read_until:
             # The read's bytes are dropped: only the page cache is wanted.
-            got = len(await region.read_in_thread(size))
+            got = len(await region.read_in_thread(min(size, limit)))
             region.read_until = region.offset + got
             if not got:
                 return 0
         if region.thread:
             size = min(size, region.read_until - region.offset)
-        waited = False
-        while True:
-            socket_fd = self._fileno()
+        waited = self._full
+        if waited:
+            self._full = False
+            await trio.lowlevel.wait_writable(self._socket)
+        total = 0
+        while total < size:
             try:
-                sent = os.sendfile(socket_fd, region.live_fd(), region.offset, size)
+                # Looked up again after every wait: another task may have
+                # closed the socket or discarded the region meanwhile.
+                sent = os.sendfile(
+                    self._fileno(),
+                    region.live_fd(),
+                    region.offset + total,
+                    min(size - total, limit),
+                )
             except BlockingIOError:
+                if total:
+                    self._full = True
+                    break
                 await trio.lowlevel.wait_writable(self._socket)
                 waited = True
                 continue
@@ -215,11 +238,13 @@ class SocketSink:
                 if exc.errno in _SOCKET_ERRNOS:
                     raise socket_error(exc)  # noqa: B904 - socket_error sets the cause
                 raise region.failure(f"sendfile failed ({exc})") from exc
-            if sent:
-                self.calls += 1
-                if waited and self.on_progress is not None:
-                    self.on_progress()
-            return sent
+            if not sent:
+                break
+            total += sent
+            self.calls += 1
+        if total and waited and self.on_progress is not None:
+            self.on_progress()
+        return total
 
 
 def make_sink(stream: trio.abc.SendStream) -> StreamSink | SocketSink:
