@@ -4,7 +4,9 @@
 connects to 127.0.0.1:P, sends the file (or, for the ``*bytes`` variants,
 as many bytes as the file holds, as 1 MiB ``bytes`` objects), closes, and
 prints one JSON line: its own user and system CPU seconds for the transfer
-(``resource.getrusage``, every thread), and with ``--lag`` the longest gap
+(``resource.getrusage``, every thread, from the connection's opening to its
+closing: the interpreter's and the event loop's start-up are left out, as a
+server pays them once, not per file), and with ``--lag`` the longest gap
 its event loop left between two 1 ms ticks (how long a disk read blocked it).
 
 Variants (:data:`VARIANTS`):
@@ -56,6 +58,31 @@ def chunk() -> bytes:
     return random.Random(SEED).randbytes(CHUNK)
 
 
+class Usage:
+    """The process's CPU time between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.before: resource.struct_rusage | None = None
+        self.after: resource.struct_rusage | None = None
+
+    def start(self) -> None:
+        self.before = resource.getrusage(resource.RUSAGE_SELF)
+
+    def stop(self) -> None:
+        self.after = resource.getrusage(resource.RUSAGE_SELF)
+
+    def seconds(self) -> tuple[float, float]:
+        """(user, system) seconds."""
+        assert self.before is not None and self.after is not None
+        return (
+            self.after.ru_utime - self.before.ru_utime,
+            self.after.ru_stime - self.before.ru_stime,
+        )
+
+
+USAGE = Usage()
+
+
 class Lag:
     """The longest gap between the ticks of a 1 ms timer in an event loop."""
 
@@ -83,12 +110,14 @@ class Lag:
 async def _trio_transfer(
     port: int, send: Callable[[trio.SocketStream], Awaitable[None]], lag: Lag | None
 ) -> None:
+    USAGE.start()
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with trio.open_nursery() as nursery:
         if lag is not None:
             nursery.start_soon(lag.trio_ticker)
         await send(stream)
         nursery.cancel_scope.cancel()
+    USAGE.stop()
 
 
 def run_variant(variant: str, path: Path, port: int, lag: Lag | None) -> None:
@@ -96,9 +125,11 @@ def run_variant(variant: str, path: Path, port: int, lag: Lag | None) -> None:
     size = path.stat().st_size
     if variant == "raw-sendall":
         data = chunk()
+        USAGE.start()
         with socket.create_connection(("127.0.0.1", port)) as sock:
             for start in range(0, size, CHUNK):
                 sock.sendall(data[: size - start])
+        USAGE.stop()
         return
     if variant == "asyncio-sendfile":
         asyncio.run(_asyncio_sendfile(path, port, lag))
@@ -142,11 +173,13 @@ def run_variant(variant: str, path: Path, port: int, lag: Lag | None) -> None:
 
 async def _asyncio_sendfile(path: Path, port: int, lag: Lag | None) -> None:
     ticker = None if lag is None else asyncio.ensure_future(lag.asyncio_ticker())
+    USAGE.start()
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     with path.open("rb") as file:
         await asyncio.get_running_loop().sendfile(writer.transport, file)
     writer.close()
     await writer.wait_closed()
+    USAGE.stop()
     if ticker is not None:
         ticker.cancel()
 
@@ -159,12 +192,11 @@ def main() -> None:
     parser.add_argument("--lag", action="store_true", help="measure the event loop's gaps")
     args = parser.parse_args()
     lag = Lag() if args.lag and args.variant != "raw-sendall" else None
-    before = resource.getrusage(resource.RUSAGE_SELF)
     run_variant(args.variant, args.file, args.port, lag)
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = USAGE.seconds()
     result = {
-        "user": after.ru_utime - before.ru_utime,
-        "sys": after.ru_stime - before.ru_stime,
+        "user": user,
+        "sys": system,
         "lag_ms": None if lag is None else lag.worst * 1000,
     }
     print(json.dumps(result), flush=True)
