@@ -20,8 +20,9 @@ spread (min-max):
   machine's disk can be seen at all (a VM's host may cache it).
 * ``wrk``: ``wrk -c50`` against ``examples/static_server.py``, against the
   same server on plain trio (read + ``send_all``) and on asyncio
-  (``loop.sendfile``), for a 1 MiB and a 64 KiB file; requests/s and the
-  server's resident memory after the run.
+  (``loop.sendfile``), for a 1 MiB and a 64 KiB file; requests/s, p99, the
+  server's CPU microseconds per request and its resident memory after the
+  run.
 
 Correctness fails the command (exit status 1): every bulk and bytes run's
 byte count is checked, and the first run of each variant also its CRC-32;
@@ -289,7 +290,9 @@ def run_wrk_part(options: Options, root: Path) -> dict[str, dict[str, Samples]]:
                         seconds=options.wrk_seconds,
                         path=f"/{name}",
                     )
+                    before = server.cpu_seconds()
                     result = run_bounded(wrk, options.wrk_seconds + 60)
+                    after = server.cpu_seconds()
                     if result.returncode != 0:
                         raise LoadError(f"wrk failed: {result.stderr.strip()[-300:]}")
                     output = parse_wrk(result.stdout)
@@ -301,7 +304,11 @@ def run_wrk_part(options: Options, root: Path) -> dict[str, dict[str, Samples]]:
                     server.check_alive()
                     rss, hwm = rss_kib(server.process.pid)
                     samples = results[name].setdefault(variant, Samples())
+                    cpu_us = None
+                    if before is not None and after is not None and output.requests:
+                        cpu_us = (after - before) / output.requests * 1e6
                     samples.add(rps=output.rps, p99_ms=output.p99_ms, rss_mib=_mib(rss))
+                    samples.add(cpu_us_per_req=cpu_us)
                     samples.add(peak_rss_mib=_mib(hwm))
     return results
 
@@ -420,7 +427,7 @@ def run_sendfile(options: Options, *, command: str = "") -> int:
                     print_transfers(
                         f"wrk -c{options.wrk_clients} GET /{name}",
                         results,
-                        ("rps", "p99_ms", "rss_mib", "peak_rss_mib"),
+                        ("rps", "p99_ms", "cpu_us_per_req", "rss_mib", "peak_rss_mib"),
                     )
     except WrongBytes as exc:
         print(f"\nFAILED: {exc}")
