@@ -79,49 +79,49 @@ def parse_command(data: bytes, start: int) -> tuple[list[bytes], int] | int | No
     slices), called once per command.  When the command is not all there it
     returns None, or, inside a value, how long the command is at least, so
     that a big value is not parsed again at every piece of it; it is parsed
-    again from *start* once more has come.  (A header line may end in a
-    bare ``\\n``, as an inline command may; Redis wants ``\\r\\n``.)
+    again from *start* once more has come.  As in Redis, the lines of an
+    array end in ``\r\n``; an inline command's line may end in a bare ``\n``.
 
     Raises:
       ProtocolError: what is there is not a command.
     """
-    end = data.find(b"\n", start, start + MAX_LINE + 1)
-    if end < 0:
-        if len(data) - start > MAX_LINE:
-            kind = "multibulk count" if data[start] == 42 else "inline request"  # b"*"
-            raise ProtocolError(f"too big {kind}")
-        return None
     if data[start] != 42:  # not b"*": an inline command (split() drops a b"\r")
+        end = data.find(b"\n", start, start + MAX_LINE + 1)
+        if end < 0:
+            if len(data) - start > MAX_LINE:
+                raise ProtocolError("too big inline request")
+            return None
         return data[start:end].split(), end + 1
-    digits = data[start + 1 : end - 1 if data[end - 1] == 13 else end]  # (13: b"\r")
-    if digits.isdigit():
-        count = int(digits)
-        if count > MAX_ARGUMENTS:
-            raise ProtocolError(f"invalid multibulk length {count}")
-    else:
-        count = _parse_length(digits, MAX_ARGUMENTS, "multibulk")
-    pos = end + 1
     available = len(data)
+    end = data.find(b"\r\n", start)
+    if end < 0 or end - start > MAX_LINE:
+        if available - start > MAX_LINE:
+            raise ProtocolError("too big multibulk count")
+        return None
+    digits = data[start + 1 : end]
+    count = int(digits) if digits.isdigit() else _parse_length(digits, MAX_ARGUMENTS, "multibulk")
+    if count > MAX_ARGUMENTS:
+        raise ProtocolError(f"invalid multibulk length {count}")
+    pos = end + 2
     arguments = []
     for _ in range(count):
-        end = data.find(b"\n", pos, pos + MAX_LINE + 1)
-        if end < 0:
+        end = data.find(b"\r\n", pos)
+        if end < 0 or end - pos > MAX_LINE:
             if available - pos > MAX_LINE:
                 raise ProtocolError("too big bulk length")
             return None
-        # (data[pos - 1] is the b"\n" before this line: an empty line has no b"\r".)
-        digits = data[pos + 1 : end - 1 if data[end - 1] == 13 else end]
+        digits = data[pos + 1 : end]
         if data[pos] != 36 or not digits.isdigit():  # (36: b"$")
-            _bad_bulk_header(data[pos : end - 1 if data[end - 1] == 13 else end])  # (raises)
+            _bad_bulk_header(data[pos:end])  # (raises)
         size = int(digits)
         if size > MAX_BULK:
             raise ProtocolError(f"invalid bulk length {size}")
-        pos = end + 1 + size  # the value's end; its CRLF follows
+        pos = end + 2 + size  # the value's end; its CRLF follows
         if pos + 2 > available:
             return pos + 2 - start
         if data[pos : pos + 2] != b"\r\n":
             raise ProtocolError("bulk string not followed by CRLF")
-        arguments.append(data[end + 1 : pos])
+        arguments.append(data[end + 2 : pos])
         pos += 2
     return arguments, pos
 
