@@ -316,6 +316,8 @@ async def test_a_command_cut_short_by_the_end_of_the_stream_is_an_incomplete_rea
         (b"*1\r\n$99999999999\r\n", "invalid bulk length 99999999999"),
         (b"*" + b"1" * (64 * 1024 + 1), "too big multibulk count"),
         (b"*1\r\n$" + b"1" * (64 * 1024), "too big bulk length"),
+        (b"*1\r\n$" + b"1" * (64 * 1024) + b"\r\n", "too big bulk length"),
+        (b"*" + b"1" * (64 * 1024) + b"\r\n", "too big multibulk count"),
         (b"x" * (64 * 1024 + 1), "too big inline request"),
     ],
 )
@@ -323,6 +325,13 @@ async def test_the_decoder_rejects_what_is_not_resp(data: bytes, message: str) -
     with pytest.raises(resp.ProtocolError) as caught:
         await _decode([data])
     assert str(caught.value) == message
+
+
+def test_an_array_line_ends_in_crlf_as_in_redis_and_an_inline_one_may_end_in_lf() -> None:
+    # A bare b"\n" does not end a line of an array: the command is not all there.
+    assert resp.parse_command(b"*1\n$4\nPING\n", 0) is None
+    assert resp.parse_command(b"*1\r\n$4\r\nPING\r\n", 0) == ([b"PING"], 14)
+    assert resp.parse_command(b"PING\n", 0) == ([b"PING"], 5)
 
 
 async def test_the_script_prints_its_port_serves_and_stops_on_ctrl_c() -> None:
