@@ -56,7 +56,7 @@ class SocketSource:
     :func:`trio.lowlevel.wait_readable` (``_stream.py``).  trio's own
     ``receive_some`` always yields after a receive that found data, and
     tries the socket before waiting; a server that has just sent a reply is
-    better served by yielding *before* it looks (see ``_stream.py``).
+    better served by yielding *before* it looks too (see ``_stream.py``).
 
     Errors are translated as ``trio.SocketStream.receive_some`` translates
     them: :exc:`trio.BrokenResourceError` chained to the :exc:`OSError`, or

@@ -5,7 +5,8 @@ It adds one thing of its own, over a :class:`trio.SocketStream`: the *turns*
 of a request/response exchange.  A turn runs from one receive from the
 socket to the next; when the next receive starts, what the turn wrote leaves
 in one send, and the task yields before it looks at the socket if the turn
-sent anything (``DESIGN.md`` says why, with the figures).
+sent anything, and after a look that found data (``DESIGN.md`` says why,
+with the figures).
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ class BufferedStream(trio.abc.HalfCloseableStream):
 
     Over a :class:`trio.SocketStream`, every receive from the socket ends
     the current *turn* of the exchange: the bytes written since the last
-    receive that are still queued are handed to the socket first, and the
-    task yields to the scheduler once, before looking at the socket if
-    anything was sent since the last receive, after a receive that found
-    data otherwise.  A read the buffer answers does not receive, so it does
+    receive that are still queued are handed to the socket first; the task
+    yields to the scheduler before looking at the socket if anything was
+    sent since the last receive, and after a look that found data, as
+    trio's own ``receive_some`` does.  A read the buffer answers does not receive, so it does
     not end the turn: the replies to pipelined requests leave together.
 
     One task may read while others write.
@@ -106,8 +107,8 @@ class BufferedStream(trio.abc.HalfCloseableStream):
 
     async def _receive_from_socket(self, max_bytes: int | None) -> bytes:
         """Receive from the socket, ending the turn: what it wrote and is
-        still queued leaves now, and the task yields once, before looking if
-        the turn sent anything, after a receive that found data otherwise.
+        still queued leaves now; the task yields before looking if the turn
+        sent anything, and after a look that found data.
         A checkpoint; cancelled, it has received nothing."""
         sent = self._end_turn()
         source = self._source
@@ -119,11 +120,14 @@ class BufferedStream(trio.abc.HalfCloseableStream):
             # Let the reply reach the peer, and its answer come back,
             # while the other tasks run.
             await cancel_shielded_checkpoint()
-            data = source.try_receive(max_bytes)
-        else:
-            data = source.try_receive(max_bytes)
-            if data is not None:
-                await cancel_shielded_checkpoint()
+        data = source.try_receive(max_bytes)
+        if data is not None:
+            # Serve it in a step of its own, as trio's receive_some does:
+            # serving a request in the step that found it, right after the
+            # turn's yield, put a tail on the latencies of many connections
+            # (the p99 of the HTTP example under wrk -c50 was 3x trio's;
+            # DESIGN.md, "Turns").
+            await cancel_shielded_checkpoint()
         while data is None:
             # A full checkpoint: cancelled here, nothing was received.
             await trio.lowlevel.wait_readable(source.socket)
