@@ -354,6 +354,22 @@ async def test_a_closed_file_and_a_pipe_are_refused(data_file: Path) -> None:
     await writer.aclose()
 
 
+async def test_a_write_only_file_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    # pread and sendfile would fail only when the region is sent, breaking
+    # the writer; the call refuses it instead.
+    writer = BufferedWriter(ControlledStream())
+    before = open_fds()
+    with (tmp_path / "out.bin").open("wb") as file:
+        file.write(b"abc")
+        file.flush()
+        with pytest.raises(ValueError, match="write-only"):
+            writer.write_file(file)
+    assert open_fds() == before
+    stats = writer.statistics()
+    assert (stats.buffered, stats.write_calls, writer.state) == (0, 0, WriterState.OPEN)
+    await writer.aclose()
+
+
 async def test_write_file_on_a_closed_writer_raises(data_file: Path) -> None:
     writer = BufferedWriter(ControlledStream())
     await writer.aclose()

@@ -117,6 +117,16 @@ class FileRegion:
             os.close(self.fd)
 
 
+def _write_only(fd: int) -> bool:
+    """Whether *fd* is open for writing only (``pread`` and ``sendfile``
+    would fail at send time, breaking the writer).  POSIX; elsewhere False."""
+    try:
+        import fcntl
+    except ImportError:  # (Windows)
+        return False
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
+
+
 def file_region(file: object, offset: int, count: int | None, thread: bool) -> FileRegion:
     """Check ``write_file()``'s arguments and return the region, its descriptor
     duplicated.  Nothing is opened unless every check passes.
@@ -124,8 +134,9 @@ def file_region(file: object, offset: int, count: int | None, thread: bool) -> F
     Raises:
       TypeError: *file* has no ``fileno()`` (or is open in text mode), or
           *offset*/*count*/*thread* has the wrong type.
-      ValueError: *file* is closed or not a regular file, *offset* or
-          *count* is negative, or the region reaches past the end of the file.
+      ValueError: *file* is closed, write-only or not a regular file,
+          *offset* or *count* is negative, or the region reaches past the
+          end of the file.
       OSError: ``os.dup`` failed (too many open files).
     """
     mode = getattr(file, "mode", None)
@@ -157,6 +168,10 @@ def file_region(file: object, offset: int, count: int | None, thread: bool) -> F
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise ValueError("write_file() sends regular files only (not a pipe, socket or device)")
+    if _write_only(fd):
+        raise ValueError(
+            "write_file() needs a file open for reading ('rb' or 'r+b'); this one is write-only"
+        )
     size = info.st_size
     if offset > size:
         raise ValueError(

@@ -556,9 +556,9 @@ class BufferedWriter(Lifecycle, trio.abc.SendStream):
         Raises:
           TypeError: *file* has no ``fileno()`` or is in text mode, or an
               argument has the wrong type.  Nothing is queued.
-          ValueError: *file* is closed or not a regular file, *offset* or
-              *count* is negative, or the region passes the end of the
-              file.  Nothing is queued.
+          ValueError: *file* is closed, write-only or not a regular file,
+              *offset* or *count* is negative, or the region passes the
+              end of the file.  Nothing is queued.
           OSError: the descriptor could not be duplicated.  Nothing is queued.
           trio.ClosedResourceError, trio.BrokenResourceError, RuntimeError:
               as :meth:`write`.
