@@ -5,7 +5,7 @@ and BufferedStream."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import trio
@@ -236,6 +236,62 @@ async def test_an_end_outside_the_bytes_after_start_is_a_runtime_error(kind: str
             with pytest.raises(RuntimeError, match="a frame must end after its start"):
                 await reads.receive_parsed(wrong)
             assert reads.unread == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("result", "match"),
+    [
+        ([b"wrong", 3], "returned \\[b'wrong', 3\\]"),
+        ((b"wrong", 3, 0), "returned \\(b'wrong', 3, 0\\)"),
+        ((b"wrong",), "returned \\(b'wrong',\\)"),
+        ((b"wrong", 3.0), "ending at 3.0: an end must be an int"),
+        ((b"wrong", "3"), "ending at '3': an end must be an int"),
+        ((b"wrong", None), "ending at None: an end must be an int"),
+        ((b"wrong", True), "ending at True: an end must be an int"),
+        ("10", "returned '10'"),
+        (10.5, "returned 10.5"),
+        (True, "returned True"),
+    ],
+    ids=[
+        *("list", "3-tuple", "1-tuple"),
+        *("float-end", "str-end", "none-end", "bool-end"),
+        *("str-size", "float-size", "bool-size"),
+    ],
+)
+async def test_a_result_of_the_wrong_shape_or_type_is_a_type_error_saying_so(
+    kind: str, result: object, match: str
+) -> None:
+    # Before, a float end was taken (the buffer's position became a float,
+    # and the next read failed inside the library), and the others came
+    # out as a comparison's or an unpacking's error.
+    def wrong(data: bytes, start: int) -> Any:
+        if start == 0:
+            return b"first", 2
+        return result
+
+    with trio.fail_after(5):
+        async with reading(kind, [b"a\nbcd"]) as reads:
+            assert await reads.receive_parsed(wrong) == [b"first"]
+            with pytest.raises(TypeError, match=match):
+                await reads.receive_parsed(wrong)
+            assert reads.unread == 3
+            assert await reads.receive_exactly(3) == b"bcd"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_named_tuple_is_a_tuple(kind: str) -> None:
+    class Parsed(NamedTuple):
+        frame: bytes
+        end: int
+
+    def named(data: bytes, start: int) -> Any:
+        end = data.find(b"\n", start)
+        return None if end < 0 else Parsed(data[start:end], end + 1)
+
+    with trio.fail_after(5):
+        async with reading(kind, [b"a\nbc\n"]) as reads:
+            assert await reads.receive_parsed(named) == [b"a", b"bc"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -60,11 +60,29 @@ class FrameTooLargeError(Exception):
         self.size = size
 
 
-def _bad_end(parse: object, start: int, end: object, size: int) -> RuntimeError:
+def _bad_end(parse: object, start: int, end: object, size: int) -> Exception:
+    if type(end) is not int:
+        return TypeError(f"{parse!r} returned a frame ending at {end!r}: an end must be an int")
     return RuntimeError(
         f"{parse!r} returned a frame ending at {end!r}, given {size} bytes from {start}: "
         "a frame must end after its start, within the bytes given"
     )
+
+
+def _bad_result(parse: object, result: object) -> TypeError:
+    return TypeError(
+        f"{parse!r} returned {result!r}: a parser returns a tuple (frame, end), "
+        "an int (the frame's size) or None"
+    )
+
+
+def _checked_result(parse: object, result: object) -> object:
+    """A result that is not a tuple, an int or None: a tuple subclass (a
+    named tuple) as a tuple, else the :exc:`TypeError` for it (a list, a
+    float, a bool, a coroutine...), before it can move the buffer."""
+    if isinstance(result, tuple):
+        return tuple(result)
+    raise _bad_result(parse, result)
 
 
 def parse_buffered(rbuf: ReceiveBuffer, parse: Parser[T], max_frame: int) -> tuple[list[T], int]:
@@ -81,6 +99,8 @@ def parse_buffered(rbuf: ReceiveBuffer, parse: Parser[T], max_frame: int) -> tup
 
     Raises:
       FrameTooLargeError: see the class.
+      TypeError: *parse* returned something other than ``(frame, end)``
+          with an int *end*, an int or None.
       RuntimeError: *parse* returned an end outside ``(start, len(data)]``.
     """
     data = rbuf.data
@@ -94,9 +114,14 @@ def parse_buffered(rbuf: ReceiveBuffer, parse: Parser[T], max_frame: int) -> tup
     try:
         while pos < size:
             result = parse(data, pos)
+            if type(result) is not tuple and type(result) is not int and result is not None:
+                result = cast("ParseResult[T]", _checked_result(parse, result))
             if type(result) is tuple:
-                frame, end = result
-                if not pos < end <= size:
+                try:
+                    frame, end = result
+                except ValueError:
+                    raise _bad_result(parse, result) from None
+                if type(end) is not int or not pos < end <= size:
                     raise _bad_end(parse, pos, end, size)
                 if end - pos > max_frame:
                     raise FrameTooLargeError(max_frame, end - pos)

@@ -344,7 +344,9 @@ class _BufferedReads(trio.abc.ReceiveStream):
           FrameTooLargeError: see above; the frame's bytes stay unread.
           IncompleteReadError: the stream ended in the middle of a frame;
               its ``partial`` holds the frame's bytes.
-          TypeError: *max_frame* is not an int.
+          TypeError: *max_frame* is not an int; or *parse* returned
+              something other than a tuple ``(frame, end)`` with an int
+              *end*, an int or None (as an error *parse* raised).
           ValueError: *max_frame* is less than 1.
           trio.BusyResourceError: another task is receiving.
           trio.ClosedResourceError: the stream was closed.
