@@ -753,6 +753,39 @@ async def test_a_second_reader_while_receive_frames_waits_is_a_busy_error(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "received"])
+async def test_a_receive_frames_started_inside_decode_is_a_busy_error(
+    kind: str, buffered: bool
+) -> None:
+    # Driven by hand from inside *decode*, a second receive_frames took the
+    # frames the buffer already held, and the first then failed.
+    inner: list[object] = []
+
+    async with reading(kind, [b"head\na\nb\n"]) as reads:
+
+        def reentrant(reader: FrameReader) -> bytes:
+            if not inner:
+                coro = reads.receive_frames(FrameReader.read_line)
+                try:
+                    coro.send(None)
+                except BaseException as exc:  # StopIteration included
+                    inner.append(exc)
+                finally:
+                    coro.close()
+            return reader.read_line()
+
+        with trio.fail_after(5):
+            if buffered:
+                assert await reads.receive_line() == b"head"
+                assert await reads.receive_frames(reentrant) == [b"a", b"b"]
+            else:
+                assert await reads.receive_frames(reentrant) == [b"head", b"a", b"b"]
+            assert len(inner) == 1
+            assert isinstance(inner[0], trio.BusyResourceError)
+            assert await reads.receive_frames(FrameReader.read_line) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_receive_frames_after_aclose_raises_closed(kind: str) -> None:
     with trio.fail_after(5):
         source = ChunkSource([b"a\nrest"])

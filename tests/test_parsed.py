@@ -402,6 +402,39 @@ async def test_frames_the_buffer_answers_do_not_yield_but_it_is_a_cancel_point(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "received"])
+async def test_a_receive_parsed_started_inside_parse_is_a_busy_error(
+    kind: str, buffered: bool
+) -> None:
+    # Driven by hand from inside *parse*, a second receive_parsed took the
+    # frames the buffer already held, and the first returned them too.
+    inner: list[object] = []
+
+    async with reading(kind, [b"head\na\nb\n"]) as reads:
+
+        def reentrant(data: bytes, start: int) -> tuple[bytes, int] | None:
+            if not inner:
+                coro = reads.receive_parsed(line)
+                try:
+                    coro.send(None)
+                except BaseException as exc:  # StopIteration included
+                    inner.append(exc)
+                finally:
+                    coro.close()
+            return line(data, start)
+
+        with trio.fail_after(5):
+            if buffered:
+                assert await reads.receive_line() == b"head"
+                assert await reads.receive_parsed(reentrant) == [b"a", b"b"]
+            else:
+                assert await reads.receive_parsed(reentrant) == [b"head", b"a", b"b"]
+            assert len(inner) == 1
+            assert isinstance(inner[0], trio.BusyResourceError)
+            assert await reads.receive_parsed(line) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     ("parse", "expected"),
     [(length_prefixed, [b"abcdef\r\n"]), (line, [b"\x00\x08abcdef\r"])],

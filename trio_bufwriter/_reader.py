@@ -274,7 +274,13 @@ class _BufferedReads(trio.abc.ReceiveStream):
             # (A receive below is a cancellation point of its own.)
             if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
                 await checkpoint()  # raises Cancelled
-            frames = decode_buffered(reader, rbuf, decode)
+            # Busy while *decode* runs: a receive_frames() it started would
+            # take the same bytes.
+            rbuf.reading = True
+            try:
+                frames = decode_buffered(reader, rbuf, decode)
+            finally:
+                rbuf.reading = False
             if frames:
                 return frames
         else:
@@ -367,7 +373,11 @@ class _BufferedReads(trio.abc.ReceiveStream):
             # (A receive below is a cancellation point of its own.)
             if RUN_CONTEXT.task._cancel_status.effectively_cancelled:
                 await checkpoint()  # raises Cancelled
-            frames, need = parse_buffered(rbuf, parse, max_frame)
+            rbuf.reading = True  # (busy while *parse* runs, as in receive_frames)
+            try:
+                frames, need = parse_buffered(rbuf, parse, max_frame)
+            finally:
+                rbuf.reading = False
             if frames:
                 return frames
         else:
