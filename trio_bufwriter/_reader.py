@@ -418,7 +418,8 @@ class _BufferedReads(trio.abc.ReceiveStream):
 
         Raises:
           DelimiterNotFoundError: a line is longer than *max_bytes*; its
-              bytes stay in the buffer.
+              bytes stay in the buffer, and the iterator stays usable (its
+              next step raises again unless another read takes them).
           TypeError: *max_bytes* is not an int (raised here, before any
               iteration).
           ValueError: *max_bytes* is negative (likewise).
