@@ -245,10 +245,10 @@ async def test_an_end_outside_the_bytes_after_start_is_a_runtime_error(kind: str
         ([b"wrong", 3], "returned \\[b'wrong', 3\\]"),
         ((b"wrong", 3, 0), "returned \\(b'wrong', 3, 0\\)"),
         ((b"wrong",), "returned \\(b'wrong',\\)"),
-        ((b"wrong", 3.0), "ending at 3.0: an end must be an int"),
-        ((b"wrong", "3"), "ending at '3': an end must be an int"),
-        ((b"wrong", None), "ending at None: an end must be an int"),
-        ((b"wrong", True), "ending at True: an end must be an int"),
+        ((b"wrong", 3.0), "ending at 3.0: it must be an int"),
+        ((b"wrong", "3"), "ending at '3': it must be an int"),
+        ((b"wrong", None), "ending at None: it must be an int"),
+        ((b"wrong", True), "ending at True: it must be an int"),
         ("10", "returned '10'"),
         (10.5, "returned 10.5"),
         (True, "returned True"),
@@ -277,6 +277,26 @@ async def test_a_result_of_the_wrong_shape_or_type_is_a_type_error_saying_so(
                 await reads.receive_parsed(wrong)
             assert reads.unread == 3
             assert await reads.receive_exactly(3) == b"bcd"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_end_or_size_of_an_integer_type_is_an_int(kind: str) -> None:
+    class Index:
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        def __index__(self) -> int:
+            return self.value
+
+    def indexed(data: bytes, start: int) -> Any:
+        if len(data) - start < 3:
+            return Index(3)
+        return data[start : start + 3], Index(start + 3)
+
+    with trio.fail_after(5):
+        async with reading(kind, [b"ab", b"cdef"]) as reads:
+            assert await reads.receive_parsed(indexed) == [b"abc", b"def"]
+            assert reads.unread == 0
 
 
 @pytest.mark.parametrize("kind", KINDS)

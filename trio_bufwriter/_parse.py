@@ -18,6 +18,7 @@ and hashable.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import TypeVar, cast
 
@@ -60,9 +61,19 @@ class FrameTooLargeError(Exception):
         self.size = size
 
 
-def _bad_end(parse: object, start: int, end: object, size: int) -> Exception:
-    if type(end) is not int:
-        return TypeError(f"{parse!r} returned a frame ending at {end!r}: an end must be an int")
+def _checked_int(parse: object, value: object, what: str) -> int:
+    """*value*, an end or a size that is not exactly an ``int``, as one (an
+    integer type such as numpy's), or the :exc:`TypeError` for it (a float,
+    a str, None, a bool)."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise TypeError(f"{parse!r} returned {what} {value!r}: it must be an int")
+
+
+def _bad_end(parse: object, start: int, end: int, size: int) -> RuntimeError:
     return RuntimeError(
         f"{parse!r} returned a frame ending at {end!r}, given {size} bytes from {start}: "
         "a frame must end after its start, within the bytes given"
@@ -78,11 +89,15 @@ def _bad_result(parse: object, result: object) -> TypeError:
 
 def _checked_result(parse: object, result: object) -> object:
     """A result that is not a tuple, an int or None: a tuple subclass (a
-    named tuple) as a tuple, else the :exc:`TypeError` for it (a list, a
-    float, a bool, a coroutine...), before it can move the buffer."""
+    named tuple) as a tuple, an integer type as an int, else the
+    :exc:`TypeError` for it (a list, a float, a bool, a coroutine...),
+    before it can move the buffer."""
     if isinstance(result, tuple):
         return tuple(result)
-    raise _bad_result(parse, result)
+    try:
+        return _checked_int(parse, result, "a size of")
+    except TypeError:
+        raise _bad_result(parse, result) from None
 
 
 def parse_buffered(rbuf: ReceiveBuffer, parse: Parser[T], max_frame: int) -> tuple[list[T], int]:
@@ -121,7 +136,9 @@ def parse_buffered(rbuf: ReceiveBuffer, parse: Parser[T], max_frame: int) -> tup
                     frame, end = result
                 except ValueError:
                     raise _bad_result(parse, result) from None
-                if type(end) is not int or not pos < end <= size:
+                if type(end) is not int:
+                    end = _checked_int(parse, end, "a frame ending at")
+                if not pos < end <= size:
                     raise _bad_end(parse, pos, end, size)
                 if end - pos > max_frame:
                     raise FrameTooLargeError(max_frame, end - pos)
