@@ -129,30 +129,30 @@ def parse_buffered(rbuf: ReceiveBuffer, parse: Parser[T], max_frame: int) -> tup
     try:
         while pos < size:
             result = parse(data, pos)
-            if type(result) is not tuple and type(result) is not int and result is not None:
-                result = cast("ParseResult[T]", _checked_result(parse, result))
-            if type(result) is tuple:
-                try:
-                    frame, end = result
-                except ValueError:
-                    raise _bad_result(parse, result) from None
-                if type(end) is not int:
-                    end = _checked_int(parse, end, "a frame ending at")
-                if not pos < end <= size:
-                    raise _bad_end(parse, pos, end, size)
-                if end - pos > max_frame:
-                    raise FrameTooLargeError(max_frame, end - pos)
-                append(frame)
-                pos = end
-                continue
-            # The frame is not all there: None, or its size.
-            if result is not None:
-                need = cast(int, result)
-                if need > max_frame:
-                    raise FrameTooLargeError(max_frame, need)
-            if size - pos >= max_frame:
-                raise FrameTooLargeError(max_frame, size - pos)
-            break
+            if type(result) is not tuple:
+                if result is not None and type(result) is not int:
+                    result = cast("ParseResult[T]", _checked_result(parse, result))
+                if type(result) is not tuple:
+                    # The frame is not all there: None, or its size.
+                    if result is not None:
+                        need = cast(int, result)
+                        if need > max_frame:
+                            raise FrameTooLargeError(max_frame, need)
+                    if size - pos >= max_frame:
+                        raise FrameTooLargeError(max_frame, size - pos)
+                    break
+            try:
+                frame, end = result
+            except ValueError:
+                raise _bad_result(parse, result) from None
+            if type(end) is not int:
+                end = _checked_int(parse, end, "a frame ending at")
+            if not pos < end <= size:
+                raise _bad_end(parse, pos, end, size)
+            if end - pos > max_frame:
+                raise FrameTooLargeError(max_frame, end - pos)
+            append(frame)
+            pos = end
     except Exception:
         if not frames:
             raise
