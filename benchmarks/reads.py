@@ -365,8 +365,9 @@ def run_reads(
 
 
 def report_lines(result: ReadsResult) -> list[str]:
-    """The table: median ms and ns per read, and each reader's time over ours."""
-    rows = [["workload", "reader", "median ms", "ns/read", "time / ours"]]
+    """The table: median ms (and the rounds' spread, (max - min) / median), ns
+    per read, and each reader's time over ours."""
+    rows = [["workload", "reader", "median ms", "spread", "ns/read", "time / ours"]]
     for name, by_reader in result.seconds.items():
         ours = median(by_reader[OURS])
         for reader in READERS:
@@ -376,6 +377,7 @@ def report_lines(result: ReadsResult) -> list[str]:
                     name if reader == READERS[0] else "",
                     reader,
                     f"{seconds * 1e3:.1f}",
+                    f"{(max(by_reader[reader]) - min(by_reader[reader])) / seconds:.0%}",
                     f"{seconds * 1e9 / result.reads[name]:,.0f}",
                     f"{seconds / ours:.2f}x",
                 ]

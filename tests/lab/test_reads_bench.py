@@ -48,7 +48,7 @@ def test_the_report_has_a_row_per_reader_and_workload(monkeypatch: pytest.Monkey
     assert text.startswith("reads: median of 2 interleaved rounds")
     for workload in ("lines", "frames"):
         assert all(len(result.seconds[workload][reader]) == 2 for reader in READERS)
-    row = r"^\s*(?:lines|frames)?\s+(\S.*?\S)\s+[\d.]+\s+[\d,]+\s+([\d.]+)x$"
+    row = r"^\s*(?:lines|frames)?\s+(\S.*?\S)\s+[\d.]+\s+\d+%\s+[\d,]+\s+([\d.]+)x$"
     rows = re.findall(row, text, re.MULTILINE)
     assert [reader for reader, _ in rows] == list(READERS) * 2
     # Each workload's first row is ours, the column's unit.
