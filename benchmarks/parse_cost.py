@@ -23,6 +23,12 @@ receive.  The methods:
 * ``parsed``: ``receive_parsed(parse_command)``, what the example now uses;
 * ``parsed-hand``: ``receive_parsed`` with ``hand-bytes``' parser cut to
   one command (:func:`parse_one`): the library's own part, per frame.
+
+``python -m benchmarks.parse_cost --servers`` counts whole requests
+instead: the RESP example's ``serve_connection`` and ``bufwriter-hand``'s
+(:data:`SERVERS`), each on a ``BufferedStream`` over loopback TCP, with a
+client in the same run sending ``-P`` pipelined ``SET`` commands per round
+(``--server-run NAME N P`` is one such run, without valgrind).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,12 +46,18 @@ from typing import Any
 
 import trio
 
-from trio_bufwriter import BufferedReader, DelimiterNotFoundError, FrameReader
+from trio_bufwriter import (
+    BufferedReader,
+    DelimiterNotFoundError,
+    FrameReader,
+    open_buffered_stream,
+)
 
 from .servers import resp_bufwriter_hand
 from .servers._serving import load_example
 
 METHODS = ("source", "hand-bytearray", "hand-bytes", "frames", "parsed", "parsed-hand")
+SERVERS = ("example", "hand")
 PER_RECEIVE = 16
 RECEIVE_SIZE = 64 * 1024
 
@@ -210,14 +223,54 @@ async def run(method: str, count: int) -> list[list[bytes]]:
     return found
 
 
-def instructions(method: str, count: int) -> int:
-    """callgrind's instruction count for one ``--run METHOD COUNT``."""
+async def serve_pipelined(server: str, rounds: int, pipeline: int) -> int:
+    """*rounds* rounds of *pipeline* ``SET`` commands answered by *server* (of
+    :data:`SERVERS`) over loopback TCP; return the reply bytes received."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        client_socket = socket.create_connection(listener.getsockname())
+        server_socket, _ = listener.accept()
+    server_stream = trio.SocketStream(trio.socket.from_stdlib_socket(server_socket))
+    client = trio.SocketStream(trio.socket.from_stdlib_socket(client_socket))
+    store = resp.RespServer()
+    request = set_command(0) * pipeline
+    expect = len(b"+OK\r\n") * pipeline
+    received = 0
+    async with trio.open_nursery() as nursery:
+
+        async def serve() -> None:
+            async with open_buffered_stream(server_stream) as conn:
+                if server == "example":
+                    await store.serve_connection(conn)
+                else:
+                    await resp_bufwriter_hand.serve_connection(conn, store.execute)
+
+        if server not in SERVERS:
+            raise ValueError(f"no server {server!r}")
+        nursery.start_soon(serve)
+        for _ in range(rounds):
+            await client.send_all(request)
+            got = 0
+            while got < expect:
+                got += len(await client.receive_some(65536))
+            received += got
+        await client.aclose()
+    return received
+
+
+def instructions(method: str, count: int, *, pipeline: int | None = None) -> int:
+    """callgrind's instruction count for one ``--run METHOD COUNT`` (or,
+    with *pipeline*, one ``--server-run METHOD ROUNDS PIPELINE``)."""
+    if pipeline is None:
+        arguments = ["--run", method, str(count)]
+    else:
+        arguments = ["--server-run", method, str(count // pipeline), str(pipeline)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(
             [
                 "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                sys.executable, "-m", "benchmarks.parse_cost", "--run", method, str(count),
+                sys.executable, "-m", "benchmarks.parse_cost", *arguments,
             ],
             check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"},
         )  # fmt: skip
@@ -232,7 +285,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", nargs=2, metavar=("METHOD", "N"), help="one run, no valgrind")
     parser.add_argument("--count", type=int, default=16_000, help="commands (default 16000)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument(
+        "--servers", action="store_true", help="whole requests: the example against bufwriter-hand"
+    )
+    parser.add_argument(
+        "--server-run", nargs=3, metavar=("SERVER", "ROUNDS", "P"), help="one run, no valgrind"
+    )
     args = parser.parse_args(argv)
+    if args.server_run:
+        name, rounds, pipeline = args.server_run
+        print(trio.run(serve_pipelined, name, int(rounds), int(pipeline)))
+        return 0
+    if args.servers:
+        print(f"instructions per request, {args.count} SETs, server and client (callgrind)")
+        for pipeline in (1, 16):
+            for name in SERVERS:
+                count = args.count // pipeline * pipeline
+                total = instructions(name, count, pipeline=pipeline)
+                cost = (total - instructions(name, 0, pipeline=pipeline)) / count
+                print(f"-P{pipeline:<3} {name:10} {cost:10,.0f}")
+        return 0
     if args.run:
         method, count = args.run[0], int(args.run[1])
         found = trio.run(run, method, count)

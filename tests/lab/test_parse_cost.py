@@ -34,3 +34,15 @@ def test_turn_steps_counts_steps_of_each_task(name: str) -> None:
     assert steps["server"] >= 5
     assert steps["exchange"] >= 5
     assert waits >= 0
+
+
+@pytest.mark.parametrize("server", parse_cost.SERVERS)
+@pytest.mark.parametrize("pipeline", [1, 16])
+def test_each_server_answers_every_pipelined_set(server: str, pipeline: int) -> None:
+    received = trio.run(parse_cost.serve_pipelined, server, 3, pipeline)
+    assert received == len(b"+OK\r\n") * 3 * pipeline
+
+
+def test_a_server_run_prints_the_bytes_received(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_cost.main(["--server-run", "hand", "2", "4"]) == 0
+    assert capsys.readouterr().out.strip() == str(len(b"+OK\r\n") * 8)
