@@ -73,7 +73,8 @@ class Usage:
 
     def seconds(self) -> tuple[float, float]:
         """(user, system) seconds."""
-        assert self.before is not None and self.after is not None
+        assert self.before is not None
+        assert self.after is not None
         return (
             self.after.ru_utime - self.before.ru_utime,
             self.after.ru_stime - self.before.ru_stime,
