@@ -40,6 +40,7 @@ from trio_bufwriter import (
     BufferedStream,
     FrameTooLargeError,
     IncompleteReadError,
+    ParseResult,
     open_buffered_stream,
 )
 
@@ -70,7 +71,7 @@ def _parse_length(digits: bytes, limit: int, what: str) -> int:
     return length
 
 
-def parse_command(data: bytes, start: int) -> tuple[list[bytes], int] | int | None:
+def parse_command(data: bytes, start: int) -> ParseResult[list[bytes]]:
     """Parse the command at *start* in *data*: its arguments (an empty list,
     for an empty line or ``*0``, is a command to ignore), and where it ends.
 

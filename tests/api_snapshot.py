@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import types
 from collections.abc import Iterator
 
 import trio_bufwriter
@@ -29,10 +30,20 @@ def _signature(obj: object) -> str:
         return "(?)"
 
 
+def _is_type_alias(obj: object) -> bool:
+    """A type alias (``Literal[...]``, ``Callable[...]``, a union): shown as
+    its value, not as a callable."""
+    return isinstance(obj, types.GenericAlias | types.UnionType) or (
+        type(obj).__module__ == "typing"
+    )
+
+
 def lines() -> Iterator[str]:
     for name in sorted(trio_bufwriter.__all__):
         obj = getattr(trio_bufwriter, name)
-        if inspect.isclass(obj):
+        if _is_type_alias(obj):
+            yield f"{name} = {obj!r}"
+        elif inspect.isclass(obj):
             # Exceptions and enums: their constructors are Python's (and vary
             # with its version), so only the members are listed.
             plain = not issubclass(obj, BaseException | enum.Enum)

@@ -6,6 +6,7 @@ with one background task that merges everything queued into one send.
 """
 
 from types import FunctionType as _FunctionType
+from types import GenericAlias as _GenericAlias
 
 from ._broadcast import Broadcaster, BroadcastStatistics, Subscriber
 from ._conflate import ConflatingWriter
@@ -15,7 +16,7 @@ from ._limits import BufferLimitError, OverflowPolicy, StallTimeoutError
 from ._linger import DEFAULT_LINGER_SECONDS, aclose_lingering
 from ._open import open_buffered_stream, open_buffered_writer, open_conflating_writer
 from ._open_file import open_positional_writer
-from ._parse import DEFAULT_MAX_FRAME, FrameTooLargeError
+from ._parse import DEFAULT_MAX_FRAME, FrameTooLargeError, Parser, ParseResult
 from ._positional import DEFAULT_POSITIONAL_HIGH_WATER, PositionalWriteError, PositionalWriter
 from ._reader import BufferedReader
 from ._receive_buffer import DEFAULT_MAX_LINE, DelimiterNotFoundError, IncompleteReadError
@@ -51,6 +52,8 @@ __all__ = [
     "ConflatingWriter",
     "ConflationStatistics",
     "OverflowPolicy",
+    "ParseResult",
+    "Parser",
     "PositionalStatistics",
     "PositionalWriteError",
     "PositionalWriter",
@@ -66,9 +69,10 @@ __all__ = [
 ]
 
 # Show the public classes and functions as ours in reprs and docs, as trio
-# does.  (Constants and type aliases keep theirs: a Union cannot be renamed.)
+# does.  (Constants and type aliases keep theirs: a Union cannot be renamed,
+# and on Python 3.10 a ``Callable[...]`` alias passes for a class.)
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type | _FunctionType):
+    if isinstance(_obj, type | _FunctionType) and not isinstance(_obj, _GenericAlias):
         _obj.__module__ = __name__
 del _name, _obj
