@@ -165,20 +165,26 @@ async def test_a_failed_direct_send_at_the_cork_breaks_the_writer_without_raisin
 
 class RecordingLooks:
     """Records, for every look at the socket, whether the task had yielded
-    since its receive_some started."""
+    since its receive_some started; and for every receive_some that returned
+    data, whether it returned in a later task step than its last look."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.after_yield: list[bool] = []
+        self.yielded_after: list[bool] = []
         self.start: tuple[object, int] | None = None
+        self.look: tuple[object, int] | None = None
         real_receive = BufferedStream.receive_some
         real_look = SocketSource.try_receive
 
         async def receive_some(stream: BufferedStream, max_bytes: int | None = None) -> bytes:
             self.start = current_step()
-            return bytes(await real_receive(stream, max_bytes))
+            data = bytes(await real_receive(stream, max_bytes))
+            self.yielded_after.append(current_step() != self.look)
+            return data
 
         def try_receive(source: SocketSource, max_bytes: int) -> bytes | None:
-            self.after_yield.append(current_step() != self.start)
+            self.look = current_step()
+            self.after_yield.append(self.look != self.start)
             return real_look(source, max_bytes)
 
         monkeypatch.setattr(BufferedStream, "receive_some", receive_some)
@@ -204,29 +210,6 @@ async def test_a_receive_after_a_reply_yields_before_it_looks_at_the_socket(
             assert peer_has(server) == b"reply"
 
 
-class StepsAfterLook:
-    """Records, for every receive_some that found data, whether it returned
-    in a later task step than the one in which it looked at the socket."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.yielded_after: list[bool] = []
-        self.look: tuple[object, int] | None = None
-        real_receive = BufferedStream.receive_some
-        real_look = SocketSource.try_receive
-
-        async def receive_some(stream: BufferedStream, max_bytes: int | None = None) -> bytes:
-            data = bytes(await real_receive(stream, max_bytes))
-            self.yielded_after.append(current_step() != self.look)
-            return data
-
-        def try_receive(source: SocketSource, max_bytes: int) -> bytes | None:
-            self.look = current_step()
-            return real_look(source, max_bytes)
-
-        monkeypatch.setattr(BufferedStream, "receive_some", receive_some)
-        monkeypatch.setattr(SocketSource, "try_receive", try_receive)
-
-
 @needs_internals
 async def test_a_receive_that_finds_data_yields_before_returning_it_reply_or_not(
     monkeypatch: pytest.MonkeyPatch,
@@ -234,7 +217,7 @@ async def test_a_receive_that_finds_data_yields_before_returning_it_reply_or_not
     # A request is served in a task step of its own, as after trio's own
     # receive_some: serving it in the step that found it, right after the
     # turn's yield, gave the HTTP example a p99 3x plain trio's under wrk.
-    steps = StepsAfterLook(monkeypatch)
+    looks = RecordingLooks(monkeypatch)
     with trio.fail_after(5):
         async with over_tcp(BufferedStream) as (stream, server):
             peer_sends(server, b"request")
@@ -242,7 +225,7 @@ async def test_a_receive_that_finds_data_yields_before_returning_it_reply_or_not
             stream.write(b"reply")
             peer_sends(server, b"answer")
             assert await stream.receive_some() == b"answer"
-            assert steps.yielded_after == [True, True]
+            assert looks.yielded_after == [True, True]
             assert peer_has(server) == b"reply"
 
 
